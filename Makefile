@@ -1,0 +1,51 @@
+# wxcrm: `make help` lists the targets. Only Python 3.11+ and pip are needed:
+# the first target run installs uv into .tools/ and the project into .venv/.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+.PHONY: install
+install: .venv/.synced ## Install the project and its tools into .venv
+
+.PHONY: run
+run: install ## Start the service on http://127.0.0.1:8000 (SQLite under ./data)
+	.venv/bin/wxcrm serve
+
+.PHONY: test
+test: install ## Run every test (also on PostgreSQL when WXCRM_TEST_POSTGRES_URL is set)
+	.venv/bin/pytest
+
+.PHONY: lint
+lint: install ## ruff (lint and format check) and mypy --strict
+	.venv/bin/ruff check src tests migrations
+	.venv/bin/ruff format --check src tests migrations
+	.venv/bin/mypy
+
+.PHONY: format
+format: install ## Fix what ruff can fix and format the code
+	.venv/bin/ruff check --fix src tests migrations
+	.venv/bin/ruff format src tests migrations
+
+.PHONY: migrate
+migrate: install ## Bring the configured database to the newest schema
+	.venv/bin/wxcrm migrate
+
+.PHONY: clean
+clean: ## Remove the virtual environments and local data
+	rm -rf .venv .tools data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from wxcrm.cli import app
+
+app(prog_name="wxcrm")

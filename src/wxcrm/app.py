@@ -1,0 +1,61 @@
+"""The application factory: settings, database, routers, error handlers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from wxcrm import __version__
+from wxcrm.core.db import Database
+from wxcrm.core.errors import install_error_handlers
+from wxcrm.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from wxcrm.core.migrations import migrate
+from wxcrm.core.settings import Settings, get_settings
+from wxcrm.ops.router import router as health_router
+from wxcrm.users.router import router as auth_router
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    run_migrations: bool = True,
+) -> FastAPI:
+    """Build the app. Tests hand in their own `database`; the server makes one from settings."""
+    settings = settings or get_settings()
+    owns_database = database is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = app.state.database
+        if run_migrations:
+            await migrate(db.engine)
+        settings.signing_key()  # generate the development key now, not on the first login
+        log.info("started", env=settings.env.value, database=db.engine.url.get_backend_name())
+        try:
+            yield
+        finally:
+            if owns_database:
+                await db.dispose()
+
+    app = FastAPI(
+        title="wxcrm",
+        version=__version__,
+        summary="CRM back end for the WeChat mini program of a domestic-services company",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database or Database.from_url(
+        settings.resolved_database_url, echo=settings.database_echo
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    return app

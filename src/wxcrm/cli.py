@@ -1,0 +1,88 @@
+"""The `wxcrm` command: serve, migrate, manage users."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from wxcrm.core.db import Database
+from wxcrm.core.errors import Conflict
+from wxcrm.core.logging import configure_logging
+from wxcrm.core.migrations import migrate as run_migrations
+from wxcrm.core.settings import get_settings
+from wxcrm.users import service as users_service
+from wxcrm.users.models import Role
+
+app = typer.Typer(help="wxcrm: CRM back end for a WeChat mini program.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _setup_logging() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the API server (migrating the database first)."""
+    _setup_logging()
+    from wxcrm.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database to the newest schema."""
+    _setup_logging()
+
+    async def run() -> None:
+        database = Database.from_url(get_settings().resolved_database_url)
+        try:
+            await run_migrations(database.engine)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is at the newest schema")
+
+
+@users_app.command("create")
+def create_user(
+    username: Annotated[str, typer.Option(help="Login name.")],
+    password: Annotated[str, typer.Option(help="Password (at least 8 characters).")],
+    role: Annotated[Role, typer.Option(help="admin, manager or advisor.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the username).")] = None,
+) -> None:
+    """Create a staff account (use it for the first admin)."""
+    _setup_logging()
+    if len(password) < 8:
+        typer.echo("error: the password must have at least 8 characters", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> str:
+        database = Database.from_url(get_settings().resolved_database_url)
+        try:
+            await run_migrations(database.engine)
+            async with database.writer() as session:
+                user = await users_service.create_user(
+                    session, username=username, password=password, role=role, name=name
+                )
+                await session.commit()
+                return user.id
+        finally:
+            await database.dispose()
+
+    try:
+        user_id = asyncio.run(run())
+    except Conflict as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"created {role.value} {username} ({user_id})")

@@ -1,0 +1,39 @@
+"""Bringing a database to the newest schema, from the server, the CLI and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_ROOT = Path(__file__).resolve().parents[3]
+
+
+def alembic_config() -> Config:
+    config = Config(str(_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(_ROOT / "migrations"))
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply every migration not yet applied. Safe to run from several processes at once
+    on PostgreSQL (an advisory lock serialises them)."""
+    async with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql("SELECT pg_advisory_lock(724015)")
+        try:
+            await connection.run_sync(_upgrade)
+            await connection.commit()
+        finally:
+            if connection.dialect.name == "postgresql":
+                await connection.exec_driver_sql("SELECT pg_advisory_unlock(724015)")
+                await connection.commit()

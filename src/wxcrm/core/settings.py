@@ -1,0 +1,154 @@
+"""All configuration in one place, read from the environment and `.env` (SPEC §3.7)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+# Values that ship in examples and docs; a real deployment must replace them.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changethis", "change-me", "secret", "your_app_secret_here", "需要配置真实的secret"}
+)
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
+        # A refused value may be a secret: validation errors must not echo their input.
+        hide_input_in_errors=True,
+    )
+
+    env: Environment = Field(
+        Environment.development, validation_alias=AliasChoices("WXCRM_ENV", "ENV")
+    )
+    data_dir: Path = Field(Path("data"), validation_alias="WXCRM_DATA_DIR")
+    database_url: str = Field("", validation_alias="DATABASE_URL")
+    database_echo: bool = Field(False, validation_alias="DATABASE_ECHO")
+
+    secret_key: SecretStr = Field(SecretStr(""), validation_alias="SECRET_KEY")
+    staff_token_minutes: int = Field(12 * 60, validation_alias="STAFF_TOKEN_MINUTES", ge=1)
+    miniprogram_token_minutes: int = Field(
+        7 * 24 * 60, validation_alias="MINIPROGRAM_TOKEN_MINUTES", ge=1
+    )
+
+    wechat_app_id: str = Field(
+        "wx0000000000000000", validation_alias=AliasChoices("WECHAT_APP_ID", "MINIPROGRAM_APPID")
+    )
+    wechat_app_secret: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("WECHAT_APP_SECRET", "MINIPROGRAM_APPSECRET"),
+    )
+    miniprogram_cloud_env: str = Field("", validation_alias="MINIPROGRAM_CLOUD_ENV")
+    wechat_api_base: str = Field("https://api.weixin.qq.com", validation_alias="WECHAT_API_BASE")
+    wechat_push_token: SecretStr = Field(SecretStr(""), validation_alias="WECHAT_PUSH_TOKEN")
+    notify_channel: Literal["direct", "cloud"] = Field("direct", validation_alias="NOTIFY_CHANNEL")
+    miniprogram_state: Literal["developer", "trial", "formal"] = Field(
+        "formal", validation_alias="MINIPROGRAM_STATE"
+    )
+    wechat_lang: Literal["zh_CN", "en_US", "zh_HK", "zh_TW"] = Field(
+        "zh_CN", validation_alias="WECHAT_LANG"
+    )
+    wechat_template_customer_action: str = Field(
+        "", validation_alias="WECHAT_TEMPLATE_CUSTOMER_ACTION"
+    )
+    wechat_template_customer_action_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "title": "thing1",
+            "time": "time2",
+            "phone": "thing3",
+            "customer_name": "thing7",
+        },
+        validation_alias="WECHAT_TEMPLATE_CUSTOMER_ACTION_FIELDS",
+    )
+    wechat_template_customer_assigned: str = Field(
+        "", validation_alias="WECHAT_TEMPLATE_CUSTOMER_ASSIGNED"
+    )
+    wechat_template_customer_assigned_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "customer_name": "thing1",
+            "reason": "thing2",
+            "assigner": "name3",
+            "time": "time4",
+        },
+        validation_alias="WECHAT_TEMPLATE_CUSTOMER_ASSIGNED_FIELDS",
+    )
+    # Template ids whose subscription is long-term: sending never consumes a credit.
+    wechat_long_term_templates: list[str] = Field(
+        default_factory=list, validation_alias="WECHAT_LONG_TERM_TEMPLATES"
+    )
+
+    max_body_bytes: int = Field(1024 * 1024, validation_alias="MAX_BODY_BYTES", ge=1024)
+    log_format: Literal["json", "console"] = Field("json", validation_alias="LOG_FORMAT")
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.env is Environment.development or self.env is Environment.test:
+            return self
+        problems = []
+        if self.secret_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            problems.append("SECRET_KEY")
+        if self.wechat_app_secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            problems.append("WECHAT_APP_SECRET (or MINIPROGRAM_APPSECRET)")
+        if problems:
+            raise ValueError(
+                f"{' and '.join(problems)} must be set to a real secret when WXCRM_ENV={self.env}"
+                " (placeholders such as 'changethis' are refused)"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'wxcrm.db'}"
+
+    def signing_key(self) -> str:
+        """The key that signs tokens; in development one is generated once and kept on disk.
+
+        Kept in a file rather than in memory so that every development process (API,
+        workers) signs and verifies with the same key.
+        """
+        configured = self.secret_key.get_secret_value()
+        if configured:
+            return configured
+        key_file = self.data_dir / ".secret_key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        try:
+            with key_file.open("x") as handle:  # "x": a concurrent starter wins, we re-read
+                handle.write(key)
+            key_file.chmod(0o600)
+            log.warning(
+                "SECRET_KEY is not set: generated a development key in %s "
+                "(set SECRET_KEY outside development)",
+                key_file,
+            )
+        except FileExistsError:
+            return key_file.read_text().strip()
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

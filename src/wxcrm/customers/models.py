@@ -1,0 +1,98 @@
+"""Customers (leads), what they did in the mini program, follow-ups and assignment history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from wxcrm.core.models import Base, IdMixin, IdType, TimestampMixin, utcnow
+
+
+class Customer(IdMixin, TimestampMixin, Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        Index("ix_customers_owner_created", "owner_id", "created_at"),
+        Index("ix_customers_pool_entered", "pool_entered_at"),
+    )
+
+    # The business number shown to staff: "CUS" + 11 digits.
+    customer_no: Mapped[str] = mapped_column(String(14), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    # Normalised mainland mobile number; the unique index is what dedupes leads.
+    phone: Mapped[str] = mapped_column(String(11), unique=True)
+    phone_verified: Mapped[bool] = mapped_column(default=False)
+    wechat_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    lead_source: Mapped[str] = mapped_column(String(32), default="其他")
+    service_category: Mapped[str | None] = mapped_column(String(32))
+    contract_status: Mapped[str] = mapped_column(String(16), default="待定")
+    lead_level: Mapped[str | None] = mapped_column(String(8))
+    address: Mapped[str | None] = mapped_column(String(255))
+    remark: Mapped[str | None] = mapped_column(Text)
+    is_frozen: Mapped[bool] = mapped_column(default=False)
+
+    owner_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    assigned_at: Mapped[datetime | None]
+    assigned_by_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    created_by_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    # Set while the customer sits in the public pool, with who held it last (cooling period).
+    pool_entered_at: Mapped[datetime | None]
+    previous_owner_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    last_follow_up_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class CustomerAction(IdMixin, Base):
+    """One thing a customer did in the mini program (view a resume, contact, book)."""
+
+    __tablename__ = "customer_actions"
+    __table_args__ = (
+        Index("ix_customer_actions_advisor_created", "advisor_id", "created_at"),
+        Index("ix_customer_actions_customer_created", "customer_record_id", "created_at"),
+    )
+
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    advisor_id: Mapped[str] = mapped_column(IdType, ForeignKey("users.id"))
+    action_type: Mapped[str] = mapped_column(String(32))
+    action_data: Mapped[dict[str, Any]]
+    customer_record_id: Mapped[str | None] = mapped_column(
+        IdType, ForeignKey("customers.id", ondelete="SET NULL")
+    )
+    resume_id: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    customer_info: Mapped[dict[str, Any] | None]
+    client_timestamp: Mapped[str | None] = mapped_column(String(64))
+    notified: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FollowUp(IdMixin, Base):
+    """跟进记录: who contacted the customer, how, what was said, and when to call next."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (Index("ix_follow_ups_customer_created", "customer_id", "created_at"),)
+
+    customer_id: Mapped[str] = mapped_column(IdType, ForeignKey("customers.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(IdType, ForeignKey("users.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    next_follow_up_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AssignmentHistory(IdMixin, Base):
+    """Every change of a customer's owner: assignments, claims, releases, recycling."""
+
+    __tablename__ = "assignment_history"
+    __table_args__ = (Index("ix_assignment_history_customer_created", "customer_id", "created_at"),)
+
+    customer_id: Mapped[str] = mapped_column(IdType, ForeignKey("customers.id", ondelete="CASCADE"))
+    from_user_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    to_user_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"), index=True)
+    by_user_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    # How it happened: console, miniprogram, batch, pool_assign, claim, release, auto_recycle.
+    channel: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,65 @@
+"""Who is calling: `CurrentUser`, and role checks every router uses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from wxcrm.core.db import SessionDep
+from wxcrm.core.errors import Forbidden, Unauthorized
+from wxcrm.core.security import InvalidToken, decode_token
+from wxcrm.core.settings import Settings
+from wxcrm.users.models import Role, User
+from wxcrm.users.repository import UserRepository
+
+bearer = HTTPBearer(auto_error=False, description="Staff token from POST /api/auth/login")
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_current_user(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    if credentials is None:
+        raise Unauthorized("缺少登录凭证")
+    try:
+        claims = decode_token(settings.signing_key(), credentials.credentials, "staff")
+    except InvalidToken as exc:
+        raise Unauthorized(
+            "登录已过期，请重新登录" if str(exc) == "expired" else "登录凭证无效"
+        ) from exc
+    user = await UserRepository(session).get(claims["sub"])
+    if user is None or not user.is_active:
+        raise Unauthorized("账号不存在或已停用")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: Role) -> Callable[[User], Awaitable[User]]:
+    """A dependency that lets through only users holding one of `roles`."""
+    allowed = {role.value for role in roles}
+
+    async def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise Forbidden()
+        return user
+
+    return check
+
+
+CurrentManager = Annotated[User, Depends(require_roles(Role.admin, Role.manager))]
+CurrentAdmin = Annotated[User, Depends(require_roles(Role.admin))]
+CurrentAdvisor = Annotated[User, Depends(require_roles(Role.advisor))]

@@ -1,0 +1,34 @@
+"""Staff accounts: admins, managers and advisors."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from wxcrm.core.models import Base, IdMixin, TimestampMixin
+
+
+class Role(StrEnum):
+    admin = "admin"
+    manager = "manager"
+    advisor = "advisor"
+
+
+class User(IdMixin, TimestampMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'manager', 'advisor')", name="role"),)
+
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    # The mini-program openid an advisor bound by logging in with a wx.login code.
+    openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    @property
+    def is_staff_manager(self) -> bool:
+        return self.role in (Role.admin, Role.manager)

@@ -1,0 +1,127 @@
+"""Shared fixtures: one migrated database per backend, one rolled-back transaction per test.
+
+Every test that uses the database runs on SQLite, and again on PostgreSQL when
+WXCRM_TEST_POSTGRES_URL names a database (whose public schema it empties first).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wxcrm.app import create_app
+from wxcrm.core.db import Database, get_session
+from wxcrm.core.migrations import migrate
+from wxcrm.core.settings import Environment, Settings
+
+POSTGRES_URL = os.environ.get("WXCRM_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'wxcrm.db'}"
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database.from_url(database_url)
+    if not db.is_sqlite:
+        async with db.engine.begin() as connection:
+            await connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+            await connection.exec_driver_sql("CREATE SCHEMA public")
+    await migrate(db.engine)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        env=Environment.test,
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        secret_key=TEST_SECRET_KEY,
+    )
+
+
+@pytest.fixture
+async def session(database: Database) -> AsyncIterator[AsyncSession]:
+    """A session inside an outer transaction that is rolled back after the test.
+
+    Code under test may commit: with `create_savepoint` its commits release savepoints.
+    """
+    async with database.engine.connect() as connection:
+        transaction = await connection.begin()
+        async with AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        ) as test_session:
+            yield test_session
+        await transaction.rollback()
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database, session: AsyncSession) -> FastAPI:
+    application = create_app(settings, database=database, run_migrations=False)
+
+    async def test_session_dependency() -> AsyncIterator[AsyncSession]:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+    application.dependency_overrides[get_session] = test_session_dependency
+    return application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def structured_logs() -> Iterator[None]:
+    """Undoes, after the test, the JSON log configuration the test sets up.
+
+    The test configures logging itself, once output capture is in place: the handler
+    keeps the stderr it was given.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The failure envelope of SPEC §3, with the given status and error code."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["success"] is False
+    assert body["data"] is None
+    assert body["error"]["code"] == code
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["timestamp"], int)
+    return body
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,32 @@
+"""Health answers from the database; liveness touches nothing."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import assert_error
+from wxcrm.app import create_app
+from wxcrm.core.db import Database
+from wxcrm.core.settings import Settings
+
+
+async def test_health_reports_the_database(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json()["data"]["database"] == "ok"
+
+
+async def test_health_is_503_when_the_database_is_unreachable(settings: Settings) -> None:
+    # Nothing listens on port 1: the connection is refused at once.
+    unreachable = Database.from_url("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    app = create_app(settings, database=unreachable, run_migrations=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        body = assert_error(await client.get("/api/health"), 503, "SERVICE_UNAVAILABLE")
+        assert body["error"]["details"]["database"] == "down"
+        live = await client.get("/api/health/live")
+        assert live.status_code == 200
+        # A request needing the database gets a 503 envelope too, not a 500.
+        login = await client.post("/api/auth/login", json={"username": "a", "password": "b"})
+        assert_error(login, 503, "SERVICE_UNAVAILABLE")
+    await unreachable.dispose()

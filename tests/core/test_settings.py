@@ -1,0 +1,79 @@
+"""Settings refuse placeholder secrets outside development and accept the original's names."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from wxcrm.core.settings import Environment, Settings
+
+
+def make(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "app_secret", "named"),
+    [
+        ("", "a-real-app-secret", "SECRET_KEY"),
+        ("changethis", "a-real-app-secret", "SECRET_KEY"),
+        ("a-real-signing-key", "", "WECHAT_APP_SECRET"),
+        ("a-real-signing-key", "your_app_secret_here", "WECHAT_APP_SECRET"),
+    ],
+)
+def test_production_refuses_missing_or_placeholder_secrets(
+    secret_key: str, app_secret: str, named: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(env=Environment.production, secret_key=secret_key, wechat_app_secret=app_secret)
+    message = str(caught.value)
+    assert named in message
+    if app_secret:
+        assert app_secret not in message  # the refused value is never echoed
+
+
+def test_production_starts_with_real_secrets() -> None:
+    settings = make(env="production", secret_key="k" * 40, wechat_app_secret="s" * 32)
+    assert settings.signing_key() == "k" * 40
+    assert "s" * 32 not in repr(settings)
+
+
+def test_aliases_of_the_original_system_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINIPROGRAM_APPID", "wxb2c4e35d16d99fd3")
+    monkeypatch.setenv("MINIPROGRAM_APPSECRET", "cloud-secret")
+    monkeypatch.setenv("MINIPROGRAM_CLOUD_ENV", "cloud1-4gi0bpoje72fedd1")
+    monkeypatch.setenv("NOTIFY_CHANNEL", "cloud")
+    settings = make()
+    assert settings.wechat_app_id == "wxb2c4e35d16d99fd3"
+    assert settings.wechat_app_secret.get_secret_value() == "cloud-secret"
+    assert settings.miniprogram_cloud_env == "cloud1-4gi0bpoje72fedd1"
+    assert settings.notify_channel == "cloud"
+
+
+def test_env_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("WECHAT_APP_ID=wx49e364f40a26e5a9\nMINIPROGRAM_STATE=trial\n")
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.wechat_app_id == "wx49e364f40a26e5a9"
+    assert settings.miniprogram_state == "trial"
+
+
+def test_development_generates_a_key_once_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = make(data_dir=tmp_path)
+    with caplog.at_level(logging.WARNING):
+        key = first.signing_key()
+    assert len(key) >= 32
+    assert "generated a development key" in caplog.text
+    assert key not in caplog.text
+    # A second process (or start) reads the same key rather than making its own.
+    assert make(data_dir=tmp_path).signing_key() == key
+    assert (tmp_path / ".secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_default_database_is_sqlite_under_data() -> None:
+    assert make().resolved_database_url == "sqlite+aiosqlite:///data/wxcrm.db"

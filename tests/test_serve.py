@@ -1,0 +1,52 @@
+"""`wxcrm serve` starts a real server that migrates its database and answers health checks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_starts_on_sqlite_with_embedded_defaults(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY"}}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wxcrm", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        response = None
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert response is not None, "the server did not answer within 30 s"
+        assert response.status_code == 200
+        assert response.json()["success"] is True
+        assert (tmp_path / "data" / "wxcrm.db").exists()
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=15)
+    # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
+    assert server.returncode in (0, -15), output
+    assert "Application shutdown complete" in output
+    assert "generated a development key" in output
+    assert (tmp_path / "data" / ".secret_key").read_text().strip() not in output
