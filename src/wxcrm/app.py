@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import structlog
 from fastapi import FastAPI
 
@@ -16,8 +17,11 @@ from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Settings, get_settings
 from wxcrm.ops.router import router as health_router
 from wxcrm.users.router import router as auth_router
+from wxcrm.wechat.client import WeChatClient
 
 log = structlog.get_logger(__name__)
+
+WECHAT_HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 def create_app(
@@ -36,12 +40,20 @@ def create_app(
         if run_migrations:
             await migrate(db.engine)
         settings.signing_key()  # generate the development key now, not on the first login
-        log.info("started", env=settings.env.value, database=db.engine.url.get_backend_name())
-        try:
-            yield
-        finally:
-            if owns_database:
-                await db.dispose()
+        async with httpx.AsyncClient(limits=WECHAT_HTTP_LIMITS) as http:
+            app.state.wechat = WeChatClient(
+                http,
+                db,
+                app_id=settings.wechat_app_id,
+                app_secret=settings.wechat_app_secret,
+                base_url=settings.wechat_api_base,
+            )
+            log.info("started", env=settings.env.value, database=db.engine.url.get_backend_name())
+            try:
+                yield
+            finally:
+                if owns_database:
+                    await db.dispose()
 
     app = FastAPI(
         title="wxcrm",

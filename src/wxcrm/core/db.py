@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -126,3 +128,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+def insert_ignoring_conflicts(
+    session: AsyncSession, model: type[Any], values: dict[str, Any]
+) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` in the session's dialect."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        return postgresql_insert(model).values(**values).on_conflict_do_nothing()
+    return sqlite_insert(model).values(**values).on_conflict_do_nothing()

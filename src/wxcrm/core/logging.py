@@ -67,3 +67,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         logging.getLogger(name).propagate = True
     # Our own request log replaces uvicorn's access log, which lacks the request id.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every URL at INFO, and WeChat's URLs carry the app secret and the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # aiosqlite logs every statement's parameters at DEBUG, tokens included.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
