@@ -15,6 +15,7 @@ from wxcrm.core.migrations import migrate as run_migrations
 from wxcrm.core.settings import get_settings
 from wxcrm.users import service as users_service
 from wxcrm.users.models import Role
+from wxcrm.wechat.sim import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
 app = typer.Typer(help="wxcrm: CRM back end for a WeChat mini program.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
@@ -36,6 +37,22 @@ def serve(
     from wxcrm.app import create_app
 
     uvicorn.run(create_app(), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command("wechat-sim")
+def wechat_sim(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    app_id: Annotated[str, typer.Option(help="The AppID it accepts.")] = DEFAULT_APP_ID,
+    app_secret: Annotated[str, typer.Option(help="The AppSecret it accepts.")] = DEFAULT_APP_SECRET,
+) -> None:
+    """Run the WeChat API simulator (for tests and the demo, never production)."""
+    _setup_logging()
+    from wxcrm.wechat.sim import SimState, create_sim_app
+
+    state = SimState(app_id=app_id, app_secret=app_secret)
+    # No access log: WeChat's URLs carry the app secret and the token.
+    uvicorn.run(create_sim_app(state), host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()
