@@ -394,3 +394,24 @@ async def test_nothing_secret_reaches_the_log(
     assert logged  # something was logged at all
     for secret in (SIM_SECRET, session.session_key.get_secret_value(), token):
         assert secret not in logged
+
+
+async def test_no_force_refresh_once_todays_twenty_are_spent(
+    make_client: MakeClient, sim_control: SimControl, database: Database, app_id: str
+) -> None:
+    await sim_control.grant(OPENID, TEMPLATE, 1)
+    client = make_client()
+    await client.tokens.get()
+    async with database.writer() as session:
+        await session.execute(
+            update(WeChatToken)
+            .where(WeChatToken.app_id == app_id)
+            .values(force_refresh_day=utcnow().date(), force_refresh_count=20)
+        )
+        await session.commit()
+    await sim_control.fault("subscribe_send", count=1, errcode=40001)
+    with pytest.raises(WeChatError) as caught:
+        await send_one(client)
+    assert "20 force_refresh" in caught.value.errmsg
+    # The normal-mode fetch happened; the forced one did not.
+    assert (await sim_control.stats())["token_fetches"]["stable_token"] == 2
