@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,13 +16,29 @@ from wxcrm.core.errors import install_error_handlers
 from wxcrm.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Settings, get_settings
+from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.ops.router import router as health_router
 from wxcrm.users.router import router as auth_router
-from wxcrm.wechat.client import WeChatClient
+from wxcrm.wechat.client import HTTP_LIMITS, WeChatClient
 
 log = structlog.get_logger(__name__)
 
-WECHAT_HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+@asynccontextmanager
+async def embedded_delivery(
+    database: Database, wechat: WeChatClient, settings: Settings, *, enabled: bool
+) -> AsyncIterator[None]:
+    """Run a delivery worker beside the API for as long as the app runs."""
+    if not enabled:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(DeliveryWorker(database, wechat, settings).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()  # it finishes the deliveries under way, then returns
+        await task
 
 
 def create_app(
@@ -29,10 +46,16 @@ def create_app(
     *,
     database: Database | None = None,
     run_migrations: bool = True,
+    embedded_worker: bool | None = None,
 ) -> FastAPI:
-    """Build the app. Tests hand in their own `database`; the server makes one from settings."""
+    """Build the app. Tests hand in their own `database`; the server makes one from settings.
+
+    The delivery worker runs inside the app's process unless settings (WORKER_EMBEDDED)
+    or `embedded_worker` say that separate `wxcrm worker` processes do it.
+    """
     settings = settings or get_settings()
     owns_database = database is None
+    run_worker = settings.worker_embedded if embedded_worker is None else embedded_worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,20 +63,15 @@ def create_app(
         if run_migrations:
             await migrate(db.engine)
         settings.signing_key()  # generate the development key now, not on the first login
-        async with httpx.AsyncClient(limits=WECHAT_HTTP_LIMITS) as http:
-            app.state.wechat = WeChatClient(
-                http,
-                db,
-                app_id=settings.wechat_app_id,
-                app_secret=settings.wechat_app_secret,
-                base_url=settings.wechat_api_base,
-            )
+        async with httpx.AsyncClient(limits=HTTP_LIMITS) as http:
+            app.state.wechat = WeChatClient.from_settings(http, db, settings)
             log.info("started", env=settings.env.value, database=db.engine.url.get_backend_name())
-            try:
-                yield
-            finally:
-                if owns_database:
-                    await db.dispose()
+            async with embedded_delivery(db, app.state.wechat, settings, enabled=run_worker):
+                try:
+                    yield
+                finally:
+                    if owns_database:
+                        await db.dispose()
 
     app = FastAPI(
         title="wxcrm",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Annotated
 
+import httpx
 import typer
 import uvicorn
 
@@ -13,8 +15,10 @@ from wxcrm.core.errors import Conflict
 from wxcrm.core.logging import configure_logging
 from wxcrm.core.migrations import migrate as run_migrations
 from wxcrm.core.settings import get_settings
+from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.users import service as users_service
 from wxcrm.users.models import Role
+from wxcrm.wechat.client import HTTP_LIMITS, WeChatClient
 from wxcrm.wechat.sim import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
 app = typer.Typer(help="wxcrm: CRM back end for a WeChat mini program.", no_args_is_help=True)
@@ -37,6 +41,30 @@ def serve(
     from wxcrm.app import create_app
 
     uvicorn.run(create_app(), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run a notification delivery worker (as many as you like, beside API processes
+    started with WORKER_EMBEDDED=false). SIGTERM finishes the deliveries under way."""
+    _setup_logging()
+
+    async def run() -> None:
+        settings = get_settings()
+        database = Database.from_url(settings.resolved_database_url)
+        try:
+            await run_migrations(database.engine)
+            async with httpx.AsyncClient(limits=HTTP_LIMITS) as http:
+                wechat = WeChatClient.from_settings(http, database, settings)
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, stop.set)
+                await DeliveryWorker(database, wechat, settings).run(stop)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
 
 
 @app.command("wechat-sim")

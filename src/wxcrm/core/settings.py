@@ -95,6 +95,29 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias="WECHAT_LONG_TERM_TEMPLATES"
     )
 
+    wechat_cloud_function: str = Field(
+        "quickstartFunctions", validation_alias="WECHAT_CLOUD_FUNCTION"
+    )
+
+    # The delivery worker (SPEC §5.1).
+    worker_embedded: bool = Field(True, validation_alias="WORKER_EMBEDDED")
+    worker_concurrency: int = Field(64, validation_alias="WORKER_CONCURRENCY", ge=1, le=1000)
+    worker_poll_seconds: float = Field(0.25, validation_alias="WORKER_POLL_SECONDS", gt=0)
+    worker_heartbeat_seconds: float = Field(5.0, validation_alias="WORKER_HEARTBEAT_SECONDS", gt=0)
+    # A `sending` row whose worker has not beaten for this long is given to another worker.
+    worker_stale_seconds: float = Field(30.0, validation_alias="WORKER_STALE_SECONDS", gt=0)
+    outbox_max_attempts: int = Field(6, validation_alias="OUTBOX_MAX_ATTEMPTS", ge=1)
+    outbox_retry_base_seconds: float = Field(
+        2.0, validation_alias="OUTBOX_RETRY_BASE_SECONDS", gt=0
+    )
+    outbox_retry_max_seconds: float = Field(
+        300.0, validation_alias="OUTBOX_RETRY_MAX_SECONDS", gt=0
+    )
+    # Repeated actions of one customer towards one advisor inside this window fold into one message.
+    notify_fold_window_minutes: float = Field(
+        10.0, validation_alias="NOTIFY_FOLD_WINDOW_MINUTES", ge=0
+    )
+
     max_body_bytes: int = Field(1024 * 1024, validation_alias="MAX_BODY_BYTES", ge=1024)
     log_format: Literal["json", "console"] = Field("json", validation_alias="LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")

@@ -57,6 +57,8 @@ class Notification(IdMixin, TimestampMixin, Base):
     skip_reason: Mapped[str | None] = mapped_column(String(200))
     msgid: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]
+    # A subscription credit was taken for the delivery under way; given back if it fails.
+    credit_reserved: Mapped[bool] = mapped_column(default=False)
 
 
 class NotificationAttempt(IdMixin, Base):

@@ -15,12 +15,15 @@ import structlog
 from pydantic import SecretStr
 
 from wxcrm.core.db import Database
+from wxcrm.core.settings import Settings
 from wxcrm.wechat.errors import NO_RETRY, ErrorKind, RetryPolicy, WeChatError
 from wxcrm.wechat.tokens import IssuedToken, TokenStore
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+# For the httpx client the app makes: enough connections for the worker's concurrency.
+HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 MiniprogramState = Literal["developer", "trial", "formal"]
 
 
@@ -76,6 +79,18 @@ class WeChatClient:
         self._timeout = timeout
         self.tokens = TokenStore(database, app_id, self.fetch_stable_token)
 
+    @classmethod
+    def from_settings(
+        cls, http: httpx.AsyncClient, database: Database, settings: Settings
+    ) -> WeChatClient:
+        return cls(
+            http,
+            database,
+            app_id=settings.wechat_app_id,
+            app_secret=settings.wechat_app_secret,
+            base_url=settings.wechat_api_base,
+        )
+
     # -- calls that need no access token -------------------------------------------------
 
     async def code2session(self, js_code: str) -> LoginSession:
@@ -122,6 +137,7 @@ class WeChatClient:
         page: str | None = None,
         miniprogram_state: MiniprogramState = "formal",
         lang: str = "zh_CN",
+        retry: RetryPolicy | None = None,
     ) -> SentMessage:
         """Send a subscribe message; `miniprogram_state` and `lang` always go explicitly."""
         body: dict[str, Any] = {
@@ -141,11 +157,16 @@ class WeChatClient:
             _json(body),
             idempotent=False,
         )
-        result = await self._send_with_token(call, self._retry)
+        result = await self._send_with_token(call, retry or self._retry)
         return SentMessage(msgid=str(result.get("msgid", "")))
 
     async def invoke_cloud_function(
-        self, *, env: str, name: str, event: Mapping[str, Any] | None = None
+        self,
+        *,
+        env: str,
+        name: str,
+        event: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         """Run a cloud function over HTTP and return what it returned (`resp_data`, parsed)."""
         call = _Call(
@@ -156,7 +177,7 @@ class WeChatClient:
             _json(dict(event or {})),  # WeChat refuses an empty body (44002): at least {}
             idempotent=False,
         )
-        result = await self._send_with_token(call, self._retry)
+        result = await self._send_with_token(call, retry or self._retry)
         resp_data = result.get("resp_data")
         if not isinstance(resp_data, str):
             return resp_data
