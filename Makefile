@@ -30,6 +30,7 @@ run: install ## Start the service on http://127.0.0.1:8000 (SQLite under ./data)
 .PHONY: test
 test: install ## Run every test (also on PostgreSQL when WXCRM_TEST_POSTGRES_URL is set)
 	.venv/bin/pytest
+	node --test cloudfunctions/quickstartFunctions/test/
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy --strict
