@@ -32,16 +32,21 @@ test: install ## Run every test (also on PostgreSQL when WXCRM_TEST_POSTGRES_URL
 	.venv/bin/pytest
 	node --test cloudfunctions/quickstartFunctions/test/
 
+.PHONY: bench
+bench: install ## Print the benchmarks' figures (SQLite; BENCH_DATABASE_URL for PostgreSQL)
+	.venv/bin/python -m bench.drain $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
+	.venv/bin/python -m bench.drain --workers 2 $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
+
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy --strict
-	.venv/bin/ruff check src tests migrations
-	.venv/bin/ruff format --check src tests migrations
+	.venv/bin/ruff check src tests migrations bench
+	.venv/bin/ruff format --check src tests migrations bench
 	.venv/bin/mypy
 
 .PHONY: format
 format: install ## Fix what ruff can fix and format the code
-	.venv/bin/ruff check --fix src tests migrations
-	.venv/bin/ruff format src tests migrations
+	.venv/bin/ruff check --fix src tests migrations bench
+	.venv/bin/ruff format src tests migrations bench
 
 .PHONY: migrate
 migrate: install ## Bring the configured database to the newest schema

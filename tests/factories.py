@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.users import service as users_service
@@ -28,3 +29,12 @@ async def make_user(
         role=role,
         name=name,
     )
+
+
+async def token_for(client: httpx.AsyncClient, user: User) -> dict[str, str]:
+    """Authorization headers of `user` (made with DEFAULT_PASSWORD), by logging in."""
+    response = await client.post(
+        "/api/auth/login", json={"username": user.username, "password": DEFAULT_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['data']['token']}"}

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import structlog
 from fastapi import FastAPI
 
@@ -16,10 +15,12 @@ from wxcrm.core.errors import install_error_handlers
 from wxcrm.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Settings, get_settings
+from wxcrm.notifications.router import router as notifications_router
 from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.ops.router import router as health_router
 from wxcrm.users.router import router as auth_router
-from wxcrm.wechat.client import HTTP_LIMITS, WeChatClient
+from wxcrm.wechat.client import WeChatClient
+from wxcrm.wechat.transport import wechat_http_client
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,7 @@ def create_app(
         if run_migrations:
             await migrate(db.engine)
         settings.signing_key()  # generate the development key now, not on the first login
-        async with httpx.AsyncClient(limits=HTTP_LIMITS) as http:
+        async with wechat_http_client(settings.worker_concurrency + 16) as http:
             app.state.wechat = WeChatClient.from_settings(http, db, settings)
             log.info("started", env=settings.env.value, database=db.engine.url.get_backend_name())
             async with embedded_delivery(db, app.state.wechat, settings, enabled=run_worker):
@@ -88,4 +89,5 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(notifications_router)
     return app

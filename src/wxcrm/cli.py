@@ -6,7 +6,6 @@ import asyncio
 import signal
 from typing import Annotated
 
-import httpx
 import typer
 import uvicorn
 
@@ -18,8 +17,9 @@ from wxcrm.core.settings import get_settings
 from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.users import service as users_service
 from wxcrm.users.models import Role
-from wxcrm.wechat.client import HTTP_LIMITS, WeChatClient
+from wxcrm.wechat.client import WeChatClient
 from wxcrm.wechat.sim import DEFAULT_APP_ID, DEFAULT_APP_SECRET
+from wxcrm.wechat.transport import wechat_http_client
 
 app = typer.Typer(help="wxcrm: CRM back end for a WeChat mini program.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
@@ -54,7 +54,7 @@ def worker() -> None:
         database = Database.from_url(settings.resolved_database_url)
         try:
             await run_migrations(database.engine)
-            async with httpx.AsyncClient(limits=HTTP_LIMITS) as http:
+            async with wechat_http_client(settings.worker_concurrency + 16) as http:
                 wechat = WeChatClient.from_settings(http, database, settings)
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()

@@ -78,7 +78,7 @@ async def queue_notification(
         if folded is None:
             raise
         return Queued(folded, folded=True)
-    await _wake_workers(session)
+    await wake_workers(session)
     return Queued(notification, folded=False)
 
 
@@ -111,6 +111,6 @@ async def _fold(
     return existing
 
 
-async def _wake_workers(session: AsyncSession) -> None:
+async def wake_workers(session: AsyncSession) -> None:
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})

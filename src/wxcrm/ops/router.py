@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from wxcrm.core.db import DatabaseDep
 from wxcrm.core.envelope import envelope, error_response
+from wxcrm.core.models import utcnow
+from wxcrm.notifications.repository import NotificationRepository
+from wxcrm.users.deps import get_app_settings
+from wxcrm.wechat.models import WeChatToken
 
 router = APIRouter(prefix="/api/health", tags=["health"])
 
@@ -18,8 +22,8 @@ DATABASE_CHECK_TIMEOUT_S = 3.0
 
 
 @router.get("")
-async def health(database: DatabaseDep) -> Any:
-    """Whether the service can reach its database (503 when it cannot)."""
+async def health(request: Request, database: DatabaseDep) -> Any:
+    """Database reachability (503 when down), the outbox backlog and the WeChat token."""
     try:
         async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_S):
             async with database.engine.connect() as connection:
@@ -31,7 +35,22 @@ async def health(database: DatabaseDep) -> Any:
             "SERVICE_UNAVAILABLE",
             {"database": "down", "error": type(exc).__name__},
         )
-    return envelope({"status": "ok", "database": "ok"}, "服务正常")
+    settings = get_app_settings(request)
+    async with database.reader() as session:
+        backlog = await NotificationRepository(session).backlog()
+        token = await session.get(WeChatToken, settings.wechat_app_id)
+    expires_in = (
+        int((token.expires_at - utcnow()).total_seconds()) if token and token.expires_at else None
+    )
+    return envelope(
+        {
+            "status": "ok",
+            "database": "ok",
+            "outbox": backlog,
+            "wechatToken": {"cached": expires_in is not None, "expiresIn": expires_in},
+        },
+        "服务正常",
+    )
 
 
 @router.get("/live")

@@ -22,8 +22,6 @@ from wxcrm.wechat.tokens import IssuedToken, TokenStore
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
-# For the httpx client the app makes: enough connections for the worker's concurrency.
-HTTP_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 MiniprogramState = Literal["developer", "trial", "formal"]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -128,10 +129,13 @@ def _in_ranges(cp: int, ranges: tuple[tuple[int, int], ...]) -> bool:
     return any(low <= cp <= high for low, high in ranges)
 
 
+# Per-character answers are cached: the delivery worker fits every message it sends.
+@lru_cache(maxsize=8192)
 def _is_han(ch: str) -> bool:
     return _in_ranges(ord(ch), _HAN)
 
 
+@lru_cache(maxsize=8192)
 def _dropped(ch: str) -> bool:
     # Control, format (zero-width, bidi), surrogate, private-use and unassigned characters.
     if unicodedata.category(ch)[0] == "C":

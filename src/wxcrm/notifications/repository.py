@@ -1,0 +1,73 @@
+"""Queries of the notifications view."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wxcrm.notifications.models import Notification, NotificationAttempt, NotificationStatus
+
+
+class NotificationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def page(
+        self,
+        *,
+        status: str | None,
+        advisor_id: str | None,
+        event: str | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[Sequence[Notification], int]:
+        filters = []
+        if status is not None:
+            filters.append(Notification.status == status)
+        if advisor_id is not None:
+            filters.append(Notification.advisor_id == advisor_id)
+        if event is not None:
+            filters.append(Notification.event == event)
+        total = await self.session.scalar(
+            select(func.count()).select_from(Notification).where(*filters)
+        )
+        rows = await self.session.scalars(
+            select(Notification)
+            .where(*filters)
+            .order_by(Notification.created_at.desc(), Notification.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return rows.all(), int(total or 0)
+
+    async def get(self, notification_id: str, *, for_update: bool = False) -> Notification | None:
+        query = select(Notification).where(Notification.id == notification_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def attempts(self, notification_id: str) -> Sequence[NotificationAttempt]:
+        rows = await self.session.scalars(
+            select(NotificationAttempt)
+            .where(NotificationAttempt.notification_id == notification_id)
+            .order_by(NotificationAttempt.started_at, NotificationAttempt.number)
+        )
+        return rows.all()
+
+    async def backlog(self) -> dict[str, int]:
+        """How many rows are in each state that still needs attention."""
+        watched = [
+            NotificationStatus.pending,
+            NotificationStatus.sending,
+            NotificationStatus.failed,
+        ]
+        rows = await self.session.execute(
+            select(Notification.status, func.count())
+            .where(Notification.status.in_([s.value for s in watched]))
+            .group_by(Notification.status)
+        )
+        counts = {status.value: 0 for status in watched}
+        counts.update({str(status): int(count) for status, count in rows.all()})
+        return counts
