@@ -511,3 +511,22 @@ async def test_a_committed_row_wakes_an_idle_worker_without_polling(
     finally:
         stop.set()
         await task
+
+
+async def test_the_api_process_runs_an_embedded_worker_for_its_lifetime(
+    committed: Database, outbox_settings: Settings, sim_control: SimControl
+) -> None:
+    from wxcrm.app import create_app
+
+    app = create_app(outbox_settings, database=committed, run_migrations=False)
+    advisor = await make_advisor(committed, credits=1)
+    await grant_at_wechat(sim_control, advisor, 1)
+    async with app.router.lifespan_context(app):
+        await queue_committed(committed, advisor, 1)
+
+        async def delivered() -> bool:
+            return len(await sim_control.messages()) == 1
+
+        await until(delivered)
+    [row] = await rows(committed)
+    assert row.status == "sent"

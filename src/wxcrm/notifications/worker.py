@@ -79,6 +79,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()  # a notification was committed (PostgreSQL NOTIFY)
         self._slot_freed = asyncio.Event()
         self._pending_flush = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self.log = log.bind(worker_id=self.id)
 
     # -- the loop -----------------------------------------------------------------------
@@ -98,8 +99,10 @@ class DeliveryWorker:
                 await self._claim_loop(stop)
             await self.drain()
         finally:
-            for task in background:
-                task.cancel()
+            # Not while a flush is writing: cancelled mid-write, its outcomes would be lost.
+            async with self._flush_lock:
+                for task in background:
+                    task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self._flush()
             self.log.info("worker stopped")
@@ -343,9 +346,17 @@ class DeliveryWorker:
     # -- recording outcomes -------------------------------------------------------------------
 
     async def _flush(self) -> None:
-        outcomes, self._outcomes = self._outcomes, []
-        if not outcomes:
-            return
+        async with self._flush_lock:
+            outcomes, self._outcomes = self._outcomes, []
+            if not outcomes:
+                return
+            try:
+                await self._write_outcomes(outcomes)
+            except BaseException:
+                self._outcomes[:0] = outcomes  # kept for the next flush
+                raise
+
+    async def _write_outcomes(self, outcomes: list[tuple[Delivery, Outcome]]) -> None:
         now = utcnow()
         sent = [(d, o) for d, o in outcomes if o.status is NotificationStatus.sent]
         others = [(d, o) for d, o in outcomes if o.status is not NotificationStatus.sent]
