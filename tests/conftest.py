@@ -16,12 +16,15 @@ import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.app import create_app
 from wxcrm.core.db import Database, get_session
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Environment, Settings
+from wxcrm.wechat.client import WeChatClient
+from wxcrm.wechat.models import WeChatToken
 from wxcrm.wechat.sim import SimControl, SimServer, SimState
 
 POSTGRES_URL = os.environ.get("WXCRM_TEST_POSTGRES_URL", "")
@@ -48,15 +51,34 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await db.dispose()
 
 
+SIM_APP_ID = "wx0000000000000000"
+SIM_SECRET = "sim-app-secret"
+ACTION_TEMPLATE = "tmpl-customer-action"
+ASSIGN_TEMPLATE = "tmpl-customer-assigned"
+
+
 @pytest.fixture(scope="session")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory, sim_url: str) -> Settings:
+    """Test settings: WeChat is the simulator, with the seeds' templates configured."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         env=Environment.test,
         database_url=database_url,
         data_dir=tmp_path_factory.mktemp("data"),
         secret_key=TEST_SECRET_KEY,
+        wechat_api_base=sim_url,
+        wechat_app_id=SIM_APP_ID,
+        wechat_app_secret=SIM_SECRET,
+        wechat_template_customer_action=ACTION_TEMPLATE,
+        wechat_template_customer_assigned=ASSIGN_TEMPLATE,
+        miniprogram_cloud_env="cloud1-test",
     )
+
+
+@pytest.fixture(scope="session")
+async def wechat_http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as http:
+        yield http
 
 
 @pytest.fixture
@@ -75,8 +97,15 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
-def app(settings: Settings, database: Database, session: AsyncSession) -> FastAPI:
+def app(
+    settings: Settings,
+    database: Database,
+    session: AsyncSession,
+    wechat_http: httpx.AsyncClient,
+) -> FastAPI:
     application = create_app(settings, database=database, run_migrations=False)
+    # What the lifespan would have made (ASGITransport runs no lifespan).
+    application.state.wechat = WeChatClient.from_settings(wechat_http, database, settings)
 
     async def test_session_dependency() -> AsyncIterator[AsyncSession]:
         try:
@@ -89,6 +118,20 @@ def app(settings: Settings, database: Database, session: AsyncSession) -> FastAP
 
     application.dependency_overrides[get_session] = test_session_dependency
     return application
+
+
+@pytest.fixture
+async def wechat_token(app: FastAPI, database: Database, sim_control: SimControl) -> str:
+    """A fresh access token, stored before the test writes anything.
+
+    The simulator was reset, so a stored token is forgotten first. On SQLite a token
+    refresh during a request would wait for the test's own open write transaction.
+    """
+    async with database.writer() as writer:
+        await writer.execute(delete(WeChatToken))
+        await writer.commit()
+    wechat: WeChatClient = app.state.wechat
+    return await wechat.tokens.get()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from wxcrm.core.errors import install_error_handlers
 from wxcrm.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Settings, get_settings
+from wxcrm.miniprogram.router import router as miniprogram_router
 from wxcrm.notifications.router import router as notifications_router
 from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.ops.router import router as health_router
@@ -90,4 +91,5 @@ def create_app(
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(notifications_router)
+    app.include_router(miniprogram_router)
     return app

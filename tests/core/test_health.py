@@ -8,6 +8,7 @@ from tests.conftest import assert_error
 from wxcrm.app import create_app
 from wxcrm.core.db import Database
 from wxcrm.core.settings import Settings
+from wxcrm.wechat.client import WeChatClient
 
 
 async def test_health_reports_the_database(client: httpx.AsyncClient) -> None:
@@ -16,10 +17,13 @@ async def test_health_reports_the_database(client: httpx.AsyncClient) -> None:
     assert response.json()["data"]["database"] == "ok"
 
 
-async def test_health_is_503_when_the_database_is_unreachable(settings: Settings) -> None:
+async def test_health_is_503_when_the_database_is_unreachable(
+    settings: Settings, wechat_http: httpx.AsyncClient
+) -> None:
     # Nothing listens on port 1: the connection is refused at once.
     unreachable = Database.from_url("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     app = create_app(settings, database=unreachable, run_migrations=False)
+    app.state.wechat = WeChatClient.from_settings(wechat_http, unreachable, settings)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         body = assert_error(await client.get("/api/health"), 503, "SERVICE_UNAVAILABLE")

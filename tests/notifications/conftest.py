@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.conftest import ACTION_TEMPLATE
 from wxcrm.core.db import Database
 from wxcrm.core.security import hash_password
 from wxcrm.core.settings import Settings
@@ -25,10 +25,7 @@ from wxcrm.wechat.client import WeChatClient
 from wxcrm.wechat.models import WeChatToken
 from wxcrm.wechat.sim import SimControl
 
-ACTION_TEMPLATE = "tmpl-customer-action"
-ASSIGN_TEMPLATE = "tmpl-customer-assigned"
 LONG_TERM_TEMPLATE = "tmpl-long-term"
-SIM_SECRET = "sim-app-secret"
 _serial = itertools.count(1)
 
 
@@ -36,12 +33,6 @@ _serial = itertools.count(1)
 def outbox_settings(settings: Settings, sim_url: str) -> Settings:
     return settings.model_copy(
         update={
-            "wechat_api_base": sim_url,
-            "wechat_app_id": "wx0000000000000000",
-            "wechat_app_secret": SecretStr(SIM_SECRET),
-            "wechat_template_customer_action": ACTION_TEMPLATE,
-            "wechat_template_customer_assigned": ASSIGN_TEMPLATE,
-            "miniprogram_cloud_env": "cloud1-test",
             "outbox_retry_base_seconds": 0.05,
             "outbox_retry_max_seconds": 0.2,
             "worker_poll_seconds": 0.05,

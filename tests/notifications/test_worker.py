@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import ACTION_TEMPLATE, SIM_SECRET, TEST_SECRET_KEY
 from tests.notifications.conftest import (
-    ACTION_TEMPLATE,
     LONG_TERM_TEMPLATE,
-    SIM_SECRET,
     Advisor,
     action_payload,
     grant_at_wechat,

@@ -130,10 +130,15 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
+def dialect_insert(session: AsyncSession, model: type[Any]) -> Any:
+    """An INSERT that knows its dialect's `ON CONFLICT` clauses (PostgreSQL or SQLite)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        return postgresql_insert(model)
+    return sqlite_insert(model)
+
+
 def insert_ignoring_conflicts(
     session: AsyncSession, model: type[Any], values: dict[str, Any]
 ) -> Any:
     """`INSERT … ON CONFLICT DO NOTHING` in the session's dialect."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return postgresql_insert(model).values(**values).on_conflict_do_nothing()
-    return sqlite_insert(model).values(**values).on_conflict_do_nothing()
+    return dialect_insert(session, model).values(**values).on_conflict_do_nothing()

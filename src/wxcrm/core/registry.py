@@ -2,8 +2,16 @@
 
 from wxcrm.core.models import Base
 from wxcrm.customers import models as customers_models
+from wxcrm.miniprogram import models as miniprogram_models
 from wxcrm.notifications import models as notifications_models
 from wxcrm.users import models as users_models
 from wxcrm.wechat import models as wechat_models
 
-__all__ = ["Base", "customers_models", "notifications_models", "users_models", "wechat_models"]
+__all__ = [
+    "Base",
+    "customers_models",
+    "miniprogram_models",
+    "notifications_models",
+    "users_models",
+    "wechat_models",
+]

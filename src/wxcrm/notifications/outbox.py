@@ -45,6 +45,7 @@ async def queue_notification(
     fold_key: str | None = None,
     fold_window: timedelta | None = None,
     scheduled_at: datetime | None = None,
+    skip_reason: str | None = None,
 ) -> Queued:
     """Queue a notification in the caller's transaction.
 
@@ -52,11 +53,27 @@ async def queue_notification(
     pending updates that row (its count, and the latest payload) instead of adding one.
     With a `fold_window` too, an event inside the window of one already sent is folded
     into it and sends nothing: five clicks in ten minutes make one message.
+
+    With a `skip_reason` (and nothing to fold into), the row is written already `skipped`:
+    nothing will be sent, and the notifications view says why.
     """
     if fold_key is not None:
         folded = await _fold(session, fold_key, fold_window, payload)
         if folded is not None:
             return Queued(folded, folded=True)
+    if skip_reason is not None:
+        skipped = Notification(
+            event=event,
+            channel=channel.value,
+            advisor_id=advisor_id,
+            template_id=template_id,
+            payload=payload,
+            status=NotificationStatus.skipped.value,
+            skip_reason=skip_reason,
+        )
+        session.add(skipped)
+        await session.flush()
+        return Queued(skipped, folded=False)
     notification = Notification(
         event=event,
         channel=channel.value,

@@ -34,6 +34,7 @@ from wxcrm.notifications.models import (
     NotificationStatus,
 )
 from wxcrm.notifications.outbox import WAKE_CHANNEL, Channel
+from wxcrm.notifications.subscriptions import NO_CREDIT, NO_OPENID, NO_TEMPLATE
 from wxcrm.notifications.templates import TemplateName, template
 from wxcrm.users.models import User
 from wxcrm.wechat.client import WeChatClient
@@ -41,9 +42,9 @@ from wxcrm.wechat.errors import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
-SKIP_NO_OPENID = "顾问未绑定微信，无法发送订阅消息"
-SKIP_NO_TEMPLATE = "未配置订阅消息模板"
-SKIP_NO_CREDIT = "顾问没有可用的订阅次数（需在小程序中同意接收订阅消息）"
+SKIP_NO_OPENID = NO_OPENID
+SKIP_NO_TEMPLATE = NO_TEMPLATE
+SKIP_NO_CREDIT = NO_CREDIT
 # How long finished outcomes wait to be written together: batching is what lets one
 # worker record a thousand deliveries a second.
 FLUSH_DELAY_S = 0.02

@@ -12,6 +12,8 @@ from wxcrm.users.models import Role
 class LoginRequest(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=128)
+    # A wx.login code: an advisor logging in from the mini program binds its openid.
+    code: str | None = Field(None, min_length=1, max_length=128)
 
 
 class UserOut(BaseModel):

@@ -64,3 +64,12 @@ def issue_staff_token(settings: Settings, user: User) -> tuple[str, int]:
         settings.signing_key(), user.id, "staff", lifetime, claims={"role": user.role}
     )
     return token, int(lifetime.total_seconds())
+
+
+async def bind_openid(session: AsyncSession, user: User, openid: str) -> None:
+    """Bind the mini-program openid an advisor logged in with to its account."""
+    holder = await UserRepository(session).by_openid(openid)
+    if holder is not None and holder.id != user.id:
+        raise Conflict("该微信已绑定其他账号")
+    user.openid = openid
+    await session.flush()

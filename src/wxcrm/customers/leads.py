@@ -1,0 +1,109 @@
+"""Leads from the mini program: phone numbers checked and normalised, one customer per
+phone, made by a unique index rather than check-then-insert (SPEC §3.3)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wxcrm.core.db import dialect_insert
+from wxcrm.core.ids import new_id
+from wxcrm.core.models import utcnow
+from wxcrm.customers.models import Customer
+
+MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+# Separators people type inside a number; anything else makes it not a phone number at all.
+_SEPARATORS = re.compile(r"[\s\-()（）]")
+PHONE_SHAPED = re.compile(r"^\+?[\d\s\-()（）]{1,24}$")
+DEFAULT_LEAD_SOURCE = "其他"
+DEFAULT_CONTRACT_STATUS = "待定"
+# Tries before giving up on a free customer number (11 random digits: a clash is rare).
+_NUMBER_TRIES = 5
+
+
+def normalize_phone(raw: str) -> str | None:
+    """The 11-digit mainland mobile number in `raw`, or None when it is not one.
+
+    Spaces, dashes and brackets are dropped, and a +86 / 86 country prefix.
+    """
+    digits = _SEPARATORS.sub("", raw)
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return digits if MAINLAND_MOBILE.fullmatch(digits) else None
+
+
+def default_name(phone: str) -> str:
+    return f"微信客户{phone[-4:]}"
+
+
+def new_customer_number() -> str:
+    return f"CUS{secrets.randbelow(10**11):011d}"
+
+
+@dataclass(frozen=True)
+class Lead:
+    customer: Customer
+    created: bool
+
+
+async def create_or_link_lead(
+    session: AsyncSession,
+    *,
+    phone: str,
+    name: str | None,
+    openid: str,
+    advisor_id: str,
+    remark: str,
+    verified: bool,
+) -> Lead:
+    """The customer with this phone: made now if none exists, else the existing one.
+
+    Concurrent requests with the same new phone make exactly one customer: the unique index
+    on `phone` decides, and the losers find the winner's row.
+    """
+    now = utcnow()
+    for _ in range(_NUMBER_TRIES):
+        statement = (
+            dialect_insert(session, Customer)
+            .values(
+                id=new_id(),
+                customer_no=new_customer_number(),
+                name=name or default_name(phone),
+                phone=phone,
+                phone_verified=verified,
+                wechat_id=openid,
+                lead_source=DEFAULT_LEAD_SOURCE,
+                contract_status=DEFAULT_CONTRACT_STATUS,
+                remark=remark,
+                created_by_id=advisor_id,
+                owner_id=advisor_id,
+                assigned_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["phone"])
+            .returning(Customer.id)
+        )
+        try:
+            async with session.begin_nested():
+                created_id = (await session.execute(statement)).scalar_one_or_none()
+        except IntegrityError:
+            continue  # the customer number was taken: draw another
+        customer = (
+            await session.execute(
+                select(Customer)
+                .where(Customer.phone == phone)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        if created_id is None and verified and not customer.phone_verified:
+            customer.phone_verified = True  # WeChat has now vouched for the number
+        return Lead(customer, created=created_id is not None)
+    raise RuntimeError("no free customer number after several tries")

@@ -1,0 +1,29 @@
+"""The mini-program customer behind a request: its session token fixes its openid."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials
+
+from wxcrm.core.errors import Unauthorized
+from wxcrm.core.security import InvalidToken, decode_token
+from wxcrm.users.deps import SettingsDep, bearer
+
+
+async def get_openid(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    if credentials is None:
+        raise Unauthorized("缺少小程序登录凭证，请先调用 /api/wechat/openid")
+    try:
+        claims = decode_token(settings.signing_key(), credentials.credentials, "miniprogram")
+    except InvalidToken as exc:
+        message = "小程序登录已过期，请重新登录" if str(exc) == "expired" else "小程序登录凭证无效"
+        raise Unauthorized(message) from exc
+    return str(claims["sub"])
+
+
+CurrentOpenid = Annotated[str, Depends(get_openid)]

@@ -1,0 +1,164 @@
+"""The endpoints the mini program calls (seed 000), shapes and messages as the original's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from wxcrm.core.db import SessionDep
+from wxcrm.core.envelope import envelope
+from wxcrm.core.errors import Forbidden, UpstreamWeChatError, ValidationFailed
+from wxcrm.customers.models import Customer, CustomerAction
+from wxcrm.miniprogram import service
+from wxcrm.miniprogram.deps import CurrentOpenid
+from wxcrm.miniprogram.schemas import (
+    AdvisorSubscribeIn,
+    CustomerActionIn,
+    MessageSendIn,
+    OpenidIn,
+    PhoneIn,
+)
+from wxcrm.notifications.subscriptions import spend_credit, zero_credits
+from wxcrm.users.deps import CurrentManager, CurrentUser, SettingsDep
+from wxcrm.users.repository import UserRepository
+from wxcrm.wechat.deps import WeChatDep, exchange_login_code
+from wxcrm.wechat.errors import WeChatError
+from wxcrm.wechat.keywords import UnfittableValue, fit_template_data
+
+router = APIRouter(prefix="/api", tags=["mini program"])
+
+
+@router.post("/wechat/openid")
+async def get_openid(
+    body: OpenidIn, session: SessionDep, settings: SettingsDep, wechat: WeChatDep
+) -> dict[str, Any]:
+    """Exchange a wx.login code for the openid and a session token for the other calls."""
+    login = await exchange_login_code(wechat, body.code)
+    await service.record_login(session, login)
+    token, expires_in = service.issue_session_token(settings, login.openid)
+    return envelope(
+        {"openid": login.openid, "token": token, "expiresIn": expires_in}, "获取openid成功"
+    )
+
+
+@router.post("/wechat/phone")
+async def verified_phone(
+    body: PhoneIn, openid: CurrentOpenid, session: SessionDep, wechat: WeChatDep
+) -> dict[str, Any]:
+    """A phone number WeChat verified (getPhoneNumber), kept for this user's next actions."""
+    phone = await service.verify_phone(session, wechat, openid, body.code)
+    return envelope({"phoneNumber": phone, "verified": True}, "获取手机号成功")
+
+
+@router.post("/advisor/subscribe")
+async def advisor_subscribe(
+    body: AdvisorSubscribeIn, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Save an advisor's answer to a subscribe-message prompt (its own staff token)."""
+    if body.advisor_id != user.id:
+        raise Forbidden("只能保存自己的订阅状态")
+    subscription = await service.save_subscription(session, settings, user, body)
+    return envelope(
+        {
+            "_id": subscription.id,
+            "advisorId": subscription.advisor_id,
+            "openid": subscription.openid,
+            "templateId": subscription.template_id,
+            "subscribed": subscription.subscribed,
+            "subscribeTime": subscription.subscribe_time,
+            "credits": subscription.credits,
+        },
+        "保存订阅状态成功",
+    )
+
+
+@router.post("/customer/action")
+async def customer_action(
+    body: CustomerActionIn,
+    request: Request,
+    openid: CurrentOpenid,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Record what a customer did; a valid new phone number makes a lead (no duplicates)."""
+    if body.customer_id != openid:
+        raise Forbidden("customerId 与当前登录的微信用户不一致")
+    recorded = await service.record_customer_action(
+        session,
+        settings,
+        openid=openid,
+        body=body,
+        client_ip=request.client.host if request.client else None,
+        client_user_agent=request.headers.get("user-agent"),
+    )
+    message = "记录客户行为成功，已创建新客户线索" if recorded.created else "记录客户行为成功"
+    customer = recorded.customer
+    return envelope(
+        {
+            "actionId": recorded.action.id,
+            "customerCreated": recorded.created,
+            "customerId": customer.id if customer else None,
+            "action": _action_out(recorded.action),
+            "customer": _customer_out(customer) if customer else None,
+        },
+        message,
+    )
+
+
+@router.post("/message/send")
+async def send_message(
+    body: MessageSendIn,
+    user: CurrentManager,
+    session: SessionDep,
+    settings: SettingsDep,
+    wechat: WeChatDep,
+) -> dict[str, Any]:
+    """Send a subscribe message now (admins and managers); values are fitted first."""
+    try:
+        data = fit_template_data({key: item.value for key, item in body.data.items()})
+    except UnfittableValue as error:
+        raise ValidationFailed.on_field(f"data.{error.key}", error.message) from error
+    advisor = await UserRepository(session).by_openid(body.touser)
+    long_term = body.template_id in settings.wechat_long_term_templates
+    try:
+        sent = await wechat.send_subscribe_message(
+            touser=body.touser,
+            template_id=body.template_id,
+            data=data,
+            page=body.page,
+            miniprogram_state=body.miniprogram_state or settings.miniprogram_state,
+            lang=body.lang or settings.wechat_lang,
+        )
+    except WeChatError as error:
+        if advisor is not None and error.errcode == 43101:
+            await zero_credits(session, advisor.id, body.template_id)
+        raise UpstreamWeChatError(
+            f"发送订阅消息失败：{error.errmsg}",
+            {"errcode": error.errcode, "errmsg": error.errmsg},
+        ) from error
+    if advisor is not None and not long_term:
+        await spend_credit(session, advisor.id, body.template_id)
+    msgid = int(sent.msgid) if sent.msgid.isdigit() else sent.msgid
+    return envelope({"errcode": 0, "errmsg": "ok", "msgid": msgid}, "发送订阅消息成功")
+
+
+def _action_out(action: CustomerAction) -> dict[str, Any]:
+    return {
+        "_id": action.id,
+        "customerId": action.openid,
+        "advisorId": action.advisor_id,
+        "actionType": action.action_type,
+        "customerRecordId": action.customer_record_id,
+        "notified": action.notified,
+    }
+
+
+def _customer_out(customer: Customer) -> dict[str, Any]:
+    return {
+        "_id": customer.id,
+        "name": customer.name,
+        "phone": customer.phone,
+        "leadSource": customer.lead_source,
+        "customerId": customer.customer_no,
+    }

@@ -1,0 +1,254 @@
+"""The rules behind the mini program's endpoints: login, verified phones, advisors'
+subscriptions, customer actions that become leads and notify the advisor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wxcrm.core.db import dialect_insert
+from wxcrm.core.errors import BadRequest, ValidationFailed
+from wxcrm.core.models import utcnow
+from wxcrm.core.security import create_token
+from wxcrm.core.settings import Settings
+from wxcrm.customers.leads import Lead, create_or_link_lead, normalize_phone
+from wxcrm.customers.models import Customer, CustomerAction
+from wxcrm.miniprogram.models import MiniProgramUser
+from wxcrm.miniprogram.schemas import ActionType, AdvisorSubscribeIn, CustomerActionIn
+from wxcrm.notifications.models import AdvisorSubscription, NotificationStatus
+from wxcrm.notifications.outbox import Channel, queue_notification
+from wxcrm.notifications.subscriptions import (
+    NO_CREDIT,
+    NO_OPENID,
+    NO_TEMPLATE,
+    available_credits,
+    record_decision,
+)
+from wxcrm.notifications.templates import TemplateName, template
+from wxcrm.users.models import Role, User
+from wxcrm.users.repository import UserRepository
+from wxcrm.wechat.client import LoginSession, WeChatClient
+from wxcrm.wechat.deps import wechat_failure
+from wxcrm.wechat.errors import WeChatError
+
+# What the advisor's notification says, per action, for a new and for a known customer.
+TITLES: dict[ActionType, tuple[str, str]] = {
+    ActionType.view_resume: ("新客户查看了您的简历", "客户查看了您的简历"),
+    ActionType.contact_advisor: ("新客户想要联系您", "客户想要联系您"),
+    ActionType.book_service: ("新客户预约了您的服务", "客户预约了您的服务"),
+}
+ACTION_NAMES = {
+    ActionType.view_resume: "查看顾问简历",
+    ActionType.contact_advisor: "联系顾问",
+    ActionType.book_service: "预约服务",
+}
+
+
+async def record_login(session: AsyncSession, login: LoginSession) -> None:
+    now = utcnow()
+    await session.execute(
+        dialect_insert(session, MiniProgramUser)
+        .values(openid=login.openid, unionid=login.unionid, first_seen_at=now, last_login_at=now)
+        .on_conflict_do_update(
+            index_elements=["openid"],
+            set_={"last_login_at": now, "unionid": login.unionid},
+        )
+    )
+
+
+def issue_session_token(settings: Settings, openid: str) -> tuple[str, int]:
+    lifetime = timedelta(minutes=settings.miniprogram_token_minutes)
+    token = create_token(settings.signing_key(), openid, "miniprogram", lifetime)
+    return token, int(lifetime.total_seconds())
+
+
+# -- verified phone -----------------------------------------------------------------------------
+
+
+async def verify_phone(session: AsyncSession, wechat: WeChatClient, openid: str, code: str) -> str:
+    try:
+        number = await wechat.get_user_phone_number(code)
+    except WeChatError as error:
+        raise wechat_failure(error, "手机号授权 code 无效或已过期，请重新授权") from error
+    phone = normalize_phone(number.pure_phone_number)
+    if phone is None or number.country_code not in ("", "86"):
+        raise BadRequest("仅支持中国大陆手机号")
+    now = utcnow()
+    await session.execute(
+        dialect_insert(session, MiniProgramUser)
+        .values(
+            openid=openid,
+            verified_phone=phone,
+            phone_verified_at=now,
+            first_seen_at=now,
+            last_login_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["openid"], set_={"verified_phone": phone, "phone_verified_at": now}
+        )
+    )
+    return phone
+
+
+# -- advisors' subscriptions --------------------------------------------------------------------
+
+
+async def save_subscription(
+    session: AsyncSession, settings: Settings, advisor: User, body: AdvisorSubscribeIn
+) -> AdvisorSubscription:
+    if advisor.openid is not None and advisor.openid != body.openid:
+        raise ValidationFailed.on_field("openid", "openid 与当前顾问绑定的微信不一致")
+    status = body.subscribe_data.subscription_status if body.subscribe_data else None
+    accepted = body.subscribed and status in (None, "accept", "acceptWithAudio")
+    # When WeChat pushes subscription events to us, they are what counts: a client's own
+    # report then records the state but adds no credit, so a forged report gives none.
+    push_is_authority = bool(settings.wechat_push_token.get_secret_value())
+    data = body.subscribe_data.model_dump(by_alias=True) if body.subscribe_data else None
+    return await record_decision(
+        session,
+        advisor_id=advisor.id,
+        template_id=body.template_id,
+        openid=body.openid,
+        accepted=accepted,
+        add_credit=accepted and not push_is_authority,
+        data=data,
+    )
+
+
+# -- customer actions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedAction:
+    action: CustomerAction
+    customer: Customer | None
+    created: bool
+
+
+async def record_customer_action(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    openid: str,
+    body: CustomerActionIn,
+    client_ip: str | None,
+    client_user_agent: str | None,
+) -> RecordedAction:
+    advisor = await UserRepository(session).get(body.advisor_id)
+    if advisor is None or advisor.role != Role.advisor.value or not advisor.is_active:
+        raise ValidationFailed.on_field("advisorId", "顾问不存在或已停用")
+
+    lead = await _lead_for(session, openid=openid, advisor=advisor, body=body)
+    customer = lead.customer if lead else None
+    created = bool(lead and lead.created)
+    if customer is None and body.customer_record_id:
+        customer = await _own_customer_record(session, body.customer_record_id, openid)
+
+    action = CustomerAction(
+        openid=openid,
+        advisor_id=advisor.id,
+        action_type=body.action_type.value,
+        action_data=body.action_data,
+        customer_record_id=customer.id if customer else None,
+        resume_id=body.resume_id or _text(body.action_data.get("resumeId")),
+        ip=body.ip or client_ip,
+        user_agent=(body.user_agent or client_user_agent or "")[:512] or None,
+        customer_info=body.customer_info,
+        client_timestamp=str(body.timestamp) if body.timestamp is not None else None,
+    )
+    session.add(action)
+    await session.flush()
+    action.notified = await _notify_advisor(
+        session, settings, advisor, openid, body.action_type, customer, created
+    )
+    await session.flush()
+    return RecordedAction(action, customer, created)
+
+
+async def _lead_for(
+    session: AsyncSession, *, openid: str, advisor: User, body: CustomerActionIn
+) -> Lead | None:
+    typed = normalize_phone(body.customer_phone) if body.customer_phone else None
+    verified_phone = await session.scalar(
+        select(MiniProgramUser.verified_phone).where(MiniProgramUser.openid == openid)
+    )
+    # A number WeChat verified stands in for a typed one, and vouches for an equal one.
+    phone = typed or verified_phone
+    if phone is None:
+        return None
+    remark = f"小程序自动创建：客户{ACTION_NAMES[body.action_type]}（{body.action_type.value}）"
+    return await create_or_link_lead(
+        session,
+        phone=phone,
+        name=body.customer_name,
+        openid=openid,
+        advisor_id=advisor.id,
+        remark=remark,
+        verified=phone == verified_phone,
+    )
+
+
+async def _own_customer_record(
+    session: AsyncSession, customer_id: str, openid: str
+) -> Customer | None:
+    # Only a record of this very WeChat user: a client cannot attach actions to others.
+    customer = await session.get(Customer, customer_id)
+    return customer if customer is not None and customer.wechat_id == openid else None
+
+
+async def _notify_advisor(
+    session: AsyncSession,
+    settings: Settings,
+    advisor: User,
+    openid: str,
+    action_type: ActionType,
+    customer: Customer | None,
+    created: bool,
+) -> bool:
+    """Queue the advisor's message in this transaction; False when none can be sent.
+
+    Repeated actions of one customer towards one advisor inside the fold window make one
+    message. When nothing can be sent the row is written skipped, saying why.
+    """
+    spec = template(settings, TemplateName.customer_action)
+    new_title, known_title = TITLES[action_type]
+    payload: dict[str, Any] = {
+        "template": spec.name.value,
+        "values": {
+            "title": new_title if created else known_title,
+            "time": utcnow().isoformat(),
+            "phone": customer.phone if customer else "未留电话",
+            "customer_name": customer.name if customer else "微信客户",
+        },
+        "page": f"pages/customer/detail?id={customer.id}" if customer else "pages/customer/detail",
+        "openid": openid,
+        "actionType": action_type.value,
+    }
+    skip_reason = None
+    if not advisor.openid:
+        skip_reason = NO_OPENID
+    elif not spec.template_id:
+        skip_reason = NO_TEMPLATE
+    elif not spec.long_term and await available_credits(session, advisor.id, spec.template_id) < 1:
+        skip_reason = NO_CREDIT
+    window = settings.notify_fold_window_minutes
+    queued = await queue_notification(
+        session,
+        event="customer_action",
+        channel=Channel.direct,
+        advisor_id=advisor.id,
+        template_id=spec.template_id or None,
+        payload=payload,
+        fold_key=f"customer_action:{advisor.id}:{openid}",
+        fold_window=timedelta(minutes=window) if window > 0 else None,
+        skip_reason=skip_reason,
+    )
+    return queued.notification.status != NotificationStatus.skipped.value
+
+
+def _text(value: Any) -> str | None:
+    return str(value)[:64] if isinstance(value, str | int) else None

@@ -1,0 +1,103 @@
+"""Advisors' subscriptions to templates and the sends WeChat still allows them (credits).
+
+One-time subscriptions allow one message per "accept" and accumulate (wechat-api.md §3.2);
+WeChat reports no count, so we keep the ledger: +1 per accept, −1 per send, 0 after 43101.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wxcrm.core.models import utcnow
+from wxcrm.notifications.models import AdvisorSubscription
+
+NO_CREDIT = "顾问没有可用的订阅次数（需在小程序中同意接收订阅消息）"
+NO_OPENID = "顾问未绑定微信，无法发送订阅消息"
+NO_TEMPLATE = "未配置订阅消息模板"
+
+
+async def get_subscription(
+    session: AsyncSession, advisor_id: str, template_id: str, *, for_update: bool = False
+) -> AdvisorSubscription | None:
+    query = select(AdvisorSubscription).where(
+        AdvisorSubscription.advisor_id == advisor_id,
+        AdvisorSubscription.template_id == template_id,
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def record_decision(
+    session: AsyncSession,
+    *,
+    advisor_id: str,
+    template_id: str,
+    openid: str | None,
+    accepted: bool,
+    add_credit: bool,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AdvisorSubscription:
+    """Record an advisor's answer to a subscription prompt for one template.
+
+    An accept marks the subscription active and, when `add_credit`, allows one more send;
+    a reject or ban marks it inactive but keeps sends granted earlier (WeChat keeps them).
+    """
+    subscription = await get_subscription(session, advisor_id, template_id, for_update=True)
+    if subscription is None:
+        subscription = AdvisorSubscription(
+            advisor_id=advisor_id, template_id=template_id, credits=0
+        )
+        session.add(subscription)
+    subscription.openid = openid or subscription.openid
+    subscription.subscribed = accepted
+    subscription.subscribe_time = at or utcnow()
+    if data is not None:
+        subscription.subscribe_data = data
+    if accepted and add_credit:
+        subscription.credits = (subscription.credits or 0) + 1
+    await session.flush()
+    return subscription
+
+
+async def spend_credit(session: AsyncSession, advisor_id: str, template_id: str) -> bool:
+    """Take one send from the ledger; False when none is left."""
+    result = await session.execute(
+        update(AdvisorSubscription)
+        .where(
+            AdvisorSubscription.advisor_id == advisor_id,
+            AdvisorSubscription.template_id == template_id,
+            AdvisorSubscription.credits > 0,
+        )
+        .values(credits=AdvisorSubscription.credits - 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def zero_credits(session: AsyncSession, advisor_id: str, template_id: str) -> None:
+    """WeChat said 43101: whatever our ledger thought, nothing is left."""
+    await session.execute(
+        update(AdvisorSubscription)
+        .where(
+            AdvisorSubscription.advisor_id == advisor_id,
+            AdvisorSubscription.template_id == template_id,
+        )
+        .values(credits=0)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def available_credits(session: AsyncSession, advisor_id: str, template_id: str) -> int:
+    value = await session.scalar(
+        select(AdvisorSubscription.credits).where(
+            AdvisorSubscription.advisor_id == advisor_id,
+            AdvisorSubscription.template_id == template_id,
+        )
+    )
+    return int(value or 0)
