@@ -20,7 +20,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.app import create_app
-from wxcrm.core.db import Database, get_session
+from wxcrm.core.db import Database, get_read_session, get_session
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Environment, Settings
 from wxcrm.wechat.client import WeChatClient
@@ -116,7 +116,11 @@ def app(
         else:
             await session.commit()
 
+    async def test_read_session() -> AsyncSession:
+        return session
+
     application.dependency_overrides[get_session] = test_session_dependency
+    application.dependency_overrides[get_read_session] = test_read_session
     return application
 
 

@@ -154,7 +154,9 @@ def validation_details(errors: list[Any]) -> list[dict[str, str]]:
     for error in errors:
         template = _VALIDATION_MESSAGES.get(error.get("type", ""))
         context = error.get("ctx") or {}
-        if template is not None:
+        if error.get("type") == "value_error" and "error" in context:
+            message = str(context["error"])  # our own validators' words, without a prefix
+        elif template is not None:
             try:
                 message = template.format(**context)
             except (KeyError, IndexError):

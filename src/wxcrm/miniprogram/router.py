@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from wxcrm.core.db import SessionDep
+from wxcrm.core.db import Database, DatabaseDep, SessionDep
 from wxcrm.core.envelope import envelope
 from wxcrm.core.errors import Forbidden, UpstreamWeChatError, ValidationFailed
 from wxcrm.customers.models import Customer, CustomerAction
@@ -111,6 +111,7 @@ async def send_message(
     body: MessageSendIn,
     user: CurrentManager,
     session: SessionDep,
+    database: DatabaseDep,
     settings: SettingsDep,
     wechat: WeChatDep,
 ) -> dict[str, Any]:
@@ -119,8 +120,8 @@ async def send_message(
         data = fit_template_data({key: item.value for key, item in body.data.items()})
     except UnfittableValue as error:
         raise ValidationFailed.on_field(f"data.{error.key}", error.message) from error
-    advisor = await UserRepository(session).by_openid(body.touser)
     long_term = body.template_id in settings.wechat_long_term_templates
+    # WeChat first, the database after: no transaction is open while we wait on WeChat.
     try:
         sent = await wechat.send_subscribe_message(
             touser=body.touser,
@@ -131,16 +132,27 @@ async def send_message(
             lang=body.lang or settings.wechat_lang,
         )
     except WeChatError as error:
-        if advisor is not None and error.errcode == 43101:
-            await zero_credits(session, advisor.id, body.template_id)
+        if error.errcode == 43101:
+            await _no_sends_left(database, body.touser, body.template_id)
         raise UpstreamWeChatError(
             f"发送订阅消息失败：{error.errmsg}",
             {"errcode": error.errcode, "errmsg": error.errmsg},
         ) from error
+    advisor = await UserRepository(session).by_openid(body.touser)
     if advisor is not None and not long_term:
         await spend_credit(session, advisor.id, body.template_id)
     msgid = int(sent.msgid) if sent.msgid.isdigit() else sent.msgid
     return envelope({"errcode": 0, "errmsg": "ok", "msgid": msgid}, "发送订阅消息成功")
+
+
+async def _no_sends_left(database: Database, openid: str, template_id: str) -> None:
+    """43101: the advisor with this openid has no sends left. Recorded in a transaction of
+    its own, as the request itself fails."""
+    async with database.writer() as session:
+        advisor = await UserRepository(session).by_openid(openid)
+        if advisor is not None:
+            await zero_credits(session, advisor.id, template_id)
+            await session.commit()
 
 
 def _action_out(action: CustomerAction) -> dict[str, Any]:

@@ -24,11 +24,18 @@ class ActionType(StrEnum):
 
 
 def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+    """How deeply objects and arrays nest in `value`; iterative, so depth cannot overflow."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        if isinstance(item, dict | list):
+            level += 1
+            deepest = max(deepest, level)
+        stack.extend((child, level) for child in children)
+    return deepest
 
 
 def check_free_json(value: dict[str, Any] | None) -> dict[str, Any] | None:

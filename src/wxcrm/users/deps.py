@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from wxcrm.core.db import SessionDep
+from wxcrm.core.db import ReadSessionDep
 from wxcrm.core.errors import Forbidden, Unauthorized
 from wxcrm.core.security import InvalidToken, decode_token
 from wxcrm.core.settings import Settings
@@ -27,10 +27,16 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 async def get_current_user(
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
+    """The staff member whose token this is.
+
+    Read in a short session of its own, not the request's: on SQLite the request's
+    writing transaction (and its write lock) then starts at the route's first query, not
+    before a route that first waits on WeChat.
+    """
     if credentials is None:
         raise Unauthorized("缺少登录凭证")
     try:
