@@ -15,6 +15,7 @@ from wxcrm.core.errors import install_error_handlers
 from wxcrm.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Settings, get_settings
+from wxcrm.customers.router import router as customers_router
 from wxcrm.miniprogram.push import router as push_router
 from wxcrm.miniprogram.router import router as miniprogram_router
 from wxcrm.notifications.router import router as notifications_router
@@ -94,4 +95,5 @@ def create_app(
     app.include_router(notifications_router)
     app.include_router(miniprogram_router)
     app.include_router(push_router)
+    app.include_router(customers_router)
     return app

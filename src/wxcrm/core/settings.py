@@ -118,6 +118,40 @@ class Settings(BaseSettings):
         10.0, validation_alias="NOTIFY_FOLD_WINDOW_MINUTES", ge=0
     )
 
+    # The CRM's lists (SPEC §4); the defaults are the original system's.
+    lead_sources: list[str] = Field(
+        default_factory=lambda: (
+            "美团 抖音 快手 小红书 转介绍 99保姆网 杭州同馨 握个手平台 线索购买 莲心 美家"
+            " 天机鹿 孕妈联盟 高阁 星星 妈妈网 犀牛 宝宝树 幼亲舒 熊猫 官网 其他"
+        ).split(),
+        validation_alias="CUSTOMER_LEAD_SOURCES",
+    )
+    service_categories: list[str] = Field(
+        default_factory=lambda: (
+            "月嫂 住家育儿嫂 保洁 住家保姆 养宠 小时工 白班育儿 白班保姆 住家护老 家教 陪伴师"
+        ).split(),
+        validation_alias="CUSTOMER_SERVICE_CATEGORIES",
+    )
+    contract_statuses: list[str] = Field(
+        default_factory=lambda: "已签约 签约中 匹配中 已面试 流失客户 已退款 退款中 待定".split(),
+        validation_alias="CUSTOMER_CONTRACT_STATUSES",
+    )
+    lead_levels: list[str] = Field(
+        default_factory=lambda: "O类 A类 B类 C类 D类 流失".split(),
+        validation_alias="CUSTOMER_LEAD_LEVELS",
+    )
+
+    # The public pool (公海); every limit and period is a setting.
+    pool_daily_claim_limit: int = Field(20, validation_alias="POOL_DAILY_CLAIM_LIMIT", ge=0)
+    pool_holding_cap: int = Field(300, validation_alias="POOL_HOLDING_CAP", ge=0)
+    pool_cooling_days: float = Field(7, validation_alias="POOL_COOLING_DAYS", ge=0)
+    pool_recycle_after_days: float = Field(15, validation_alias="POOL_RECYCLE_AFTER_DAYS", gt=0)
+    pool_recycle_warning_days: float = Field(3, validation_alias="POOL_RECYCLE_WARNING_DAYS", ge=0)
+    # Contract statuses of customers that never go back to the pool by themselves.
+    pool_protected_statuses: list[str] = Field(
+        default_factory=lambda: ["已签约"], validation_alias="POOL_PROTECTED_STATUSES"
+    )
+
     max_body_bytes: int = Field(1024 * 1024, validation_alias="MAX_BODY_BYTES", ge=1024)
     log_format: Literal["json", "console"] = Field("json", validation_alias="LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")

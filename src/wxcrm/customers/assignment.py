@@ -1,0 +1,206 @@
+"""Assigning customers (seed 001): one, a batch, or from the public pool. Each customer
+gets a history row; each new owner gets one notification per assignment, queued in the
+same transaction, so the assignment commits whatever WeChat later does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wxcrm.core.errors import ValidationFailed
+from wxcrm.core.ids import new_id
+from wxcrm.core.models import utcnow
+from wxcrm.core.settings import Settings
+from wxcrm.customers.models import AssignmentHistory, Customer
+from wxcrm.notifications.outbox import Channel, Queued, queue_notification
+from wxcrm.notifications.subscriptions import NO_CREDIT, NO_OPENID, NO_TEMPLATE, available_credits
+from wxcrm.notifications.templates import TemplateName, template
+from wxcrm.users.models import User
+from wxcrm.users.repository import UserRepository
+
+# SQLite allows a limited number of bound parameters per statement.
+_CHUNK = 2_000
+
+
+class AssignChannel(StrEnum):
+    console = "console"
+    miniprogram = "miniprogram"
+    batch = "batch"
+    pool = "pool_assign"
+
+
+# What the notification calls the assignment when no reason is given (seed 001).
+DEFAULT_SOURCE = {
+    AssignChannel.console: "手动分配",
+    AssignChannel.miniprogram: "手动分配",
+    AssignChannel.batch: "批量分配",
+    AssignChannel.pool: "从公海分配",
+}
+NOT_FOUND = "客户不存在"
+ALREADY_OWNED = "客户已分配给该顾问"
+NOT_IN_POOL = "客户不在公海中"
+FROZEN = "客户已冻结，不能分配"
+
+
+@dataclass
+class AssignmentResult:
+    assigned: list[Customer] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    notification: Queued | None = None
+    notification_data: dict[str, Any] | None = None
+
+
+async def assignee(session: AsyncSession, user_id: str) -> User:
+    user = await UserRepository(session).get(user_id)
+    if user is None or not user.is_active:
+        raise ValidationFailed.on_field("assignedTo", "被分配的员工不存在或已停用")
+    return user
+
+
+async def assign(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    customer_ids: Sequence[str],
+    to: User,
+    by: User,
+    reason: str | None,
+    channel: AssignChannel,
+) -> AssignmentResult:
+    """Move the customers to `to`, write their history, and queue one notification."""
+    result = AssignmentResult()
+    wanted = list(dict.fromkeys(customer_ids))  # each id once, in the order given
+    found: dict[str, Customer] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        rows = await session.scalars(
+            select(Customer).where(Customer.id.in_(chunk)).with_for_update()
+        )
+        found.update({customer.id: customer for customer in rows})
+
+    for customer_id in wanted:
+        customer = found.get(customer_id)
+        if customer is None:
+            result.errors.append({"customerId": customer_id, "error": NOT_FOUND})
+        elif customer.owner_id == to.id:
+            result.errors.append({"customerId": customer_id, "error": ALREADY_OWNED})
+        elif customer.is_frozen:
+            result.errors.append({"customerId": customer_id, "error": FROZEN})
+        elif channel is AssignChannel.pool and customer.owner_id is not None:
+            result.errors.append({"customerId": customer_id, "error": NOT_IN_POOL})
+        else:
+            result.assigned.append(customer)
+    if not result.assigned:
+        return result
+
+    now = utcnow()
+    result.notification_data = notification_data(result.assigned, to, by, reason, channel, now)
+    history = []
+    for customer in result.assigned:
+        history.append(
+            {
+                "id": new_id(),
+                "customer_id": customer.id,
+                "from_user_id": customer.owner_id,
+                "to_user_id": to.id,
+                "by_user_id": by.id,
+                "reason": reason,
+                "channel": channel.value,
+                "created_at": now,
+            }
+        )
+    ids = [customer.id for customer in result.assigned]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        # One statement per chunk: batches of thousands must not cost a query each.
+        await session.execute(
+            update(Customer)
+            .where(Customer.id.in_(chunk))
+            .values(
+                previous_owner_id=Customer.owner_id,
+                owner_id=to.id,
+                assigned_at=now,
+                assigned_by_id=by.id,
+                pool_entered_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    await session.execute(insert(AssignmentHistory), history)
+    for customer in result.assigned:
+        session.expire(customer)  # reloaded if read again: the UPDATE above changed it
+    result.notification = await _notify(session, settings, to, result.notification_data)
+    return result
+
+
+def notification_data(
+    customers: Sequence[Customer],
+    to: User,
+    by: User,
+    reason: str | None,
+    channel: AssignChannel,
+    at: datetime,
+) -> dict[str, Any]:
+    """The event the deployed cloud function expects (SPEC §3.5), the direct one's source."""
+    first = customers[0]
+    single = len(customers) == 1
+    data: dict[str, Any] = {
+        "assignedToId": to.id,
+        "customerName": first.name if single else f"{len(customers)}个客户",
+        "source": reason or DEFAULT_SOURCE[channel],
+        "assignerName": by.name,
+        "customerId": first.id,
+        "assignTime": at.isoformat(),
+        "customerPhone": first.phone if single else "",
+        "serviceCategory": (first.service_category or "") if single else "",
+        "leadSource": first.lead_source if single else "",
+    }
+    if to.openid:
+        data["assignedToOpenid"] = to.openid  # the function then needs no lookup
+    return data
+
+
+async def _notify(
+    session: AsyncSession, settings: Settings, to: User, data: dict[str, Any]
+) -> Queued:
+    spec = template(settings, TemplateName.customer_assigned)
+    if settings.notify_channel == Channel.cloud.value:
+        return await queue_notification(
+            session,
+            event="customer_assigned",
+            channel=Channel.cloud,
+            advisor_id=to.id,
+            template_id=spec.template_id or None,
+            payload={"event": {"type": "sendCustomerAssignNotify", "notificationData": data}},
+        )
+    skip_reason = None
+    if not to.openid:
+        skip_reason = NO_OPENID
+    elif not spec.template_id:
+        skip_reason = NO_TEMPLATE
+    elif not spec.long_term and await available_credits(session, to.id, spec.template_id) < 1:
+        skip_reason = NO_CREDIT
+    return await queue_notification(
+        session,
+        event="customer_assigned",
+        channel=Channel.direct,
+        advisor_id=to.id,
+        template_id=spec.template_id or None,
+        payload={
+            "template": spec.name.value,
+            "values": {
+                "customer_name": data["customerName"],
+                "reason": data["source"],
+                "assigner": data["assignerName"],
+                "time": data["assignTime"],
+            },
+            "page": f"pages/customer/detail?id={data['customerId']}",
+        },
+        skip_reason=skip_reason,
+    )
