@@ -16,6 +16,7 @@ from wxcrm.core.middleware import BodySizeLimitMiddleware, RequestContextMiddlew
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Settings, get_settings
 from wxcrm.customers.router import router as customers_router
+from wxcrm.jobs import scheduled_jobs
 from wxcrm.miniprogram.push import router as push_router
 from wxcrm.miniprogram.router import router as miniprogram_router
 from wxcrm.notifications.router import router as notifications_router
@@ -37,7 +38,8 @@ async def embedded_delivery(
         yield
         return
     stop = asyncio.Event()
-    task = asyncio.create_task(DeliveryWorker(database, wechat, settings).run(stop))
+    worker = DeliveryWorker(database, wechat, settings, jobs=scheduled_jobs())
+    task = asyncio.create_task(worker.run(stop))
     try:
         yield
     finally:

@@ -14,6 +14,7 @@ from wxcrm.core.errors import Conflict
 from wxcrm.core.logging import configure_logging
 from wxcrm.core.migrations import migrate as run_migrations
 from wxcrm.core.settings import get_settings
+from wxcrm.jobs import scheduled_jobs
 from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.users import service as users_service
 from wxcrm.users.models import Role
@@ -60,7 +61,7 @@ def worker() -> None:
                 loop = asyncio.get_running_loop()
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(signum, stop.set)
-                await DeliveryWorker(database, wechat, settings).run(stop)
+                await DeliveryWorker(database, wechat, settings, jobs=scheduled_jobs()).run(stop)
         finally:
             await database.dispose()
 

@@ -14,7 +14,8 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -55,6 +56,16 @@ _NOTIFICATIONS = cast(Table, Notification.__table__)
 _ATTEMPTS = cast(Table, NotificationAttempt.__table__)
 
 
+@dataclass(frozen=True)
+class ScheduledJob:
+    """Work a worker runs every `every_seconds` besides delivering (e.g. recycling customers
+    to the public pool). Every worker runs it, so it must be safe to run concurrently."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[Database, Settings], Awaitable[object]]
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -63,6 +74,7 @@ class DeliveryWorker:
         settings: Settings,
         *,
         worker_id: str | None = None,
+        jobs: Sequence[ScheduledJob] = (),
     ) -> None:
         self.database = database
         self.wechat = wechat
@@ -73,6 +85,7 @@ class DeliveryWorker:
             base_delay=settings.outbox_retry_base_seconds,
             max_delay=settings.outbox_retry_max_seconds,
         )
+        self.jobs = tuple(jobs)
         self.concurrency = settings.worker_concurrency
         self._claim_batch = max(1, self.concurrency // 4)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -93,6 +106,10 @@ class DeliveryWorker:
             asyncio.create_task(self._every(period, self.beat)),
             asyncio.create_task(self._every(period, self.recover_stalled)),
             asyncio.create_task(self._flusher()),
+            *(
+                asyncio.create_task(self._every(job.every_seconds, self._job(job)))
+                for job in self.jobs
+            ),
         ]
         try:
             async with self._listening():
@@ -163,6 +180,12 @@ class DeliveryWorker:
             self._pending_flush.set()
         finally:
             self._slot_freed.set()
+
+    def _job(self, job: ScheduledJob) -> Callable[[], Awaitable[object]]:
+        async def run() -> object:
+            return await job.run(self.database, self.settings)
+
+        return run
 
     async def _every(self, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         while True:
