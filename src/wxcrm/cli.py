@@ -85,6 +85,19 @@ def wechat_sim(
 
 
 @app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    sim_port: Annotated[int, typer.Option(help="Port of the WeChat simulator (loopback).")] = 8900,
+) -> None:
+    """Run the API, its delivery worker and the WeChat simulator in one process, the WeChat
+    client pointed at the simulator, with demo data (seeded once). Ctrl-C stops it."""
+    from wxcrm.demo import run_demo
+
+    run_demo(host=host, port=port, sim_port=sim_port)
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database to the newest schema."""
     _setup_logging()

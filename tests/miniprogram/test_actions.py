@@ -266,7 +266,7 @@ async def test_a_43101_from_a_staff_send_zeroes_the_advisors_credits(
         assert await available_credits(session, advisor.id, ACTION_TEMPLATE) == 0
 
 
-# -- concurrency ------------------------------------------------------------------------------------
+# -- concurrency ---------------------------------------------------------------------------------
 
 
 async def test_fifty_concurrent_actions_with_one_new_phone_make_one_customer(

@@ -36,6 +36,14 @@ _SORT_COLUMNS = {
     SortField.last_follow_up_at: Customer.last_follow_up_at,
 }
 TIMELINE_LIMIT = 100
+# Fields a customer always has: an update may change them, never clear them.
+_REQUIRED_FIELDS = {
+    "name": "name",
+    "phone": "phone",
+    "lead_source": "leadSource",
+    "contract_status": "contractStatus",
+    "is_frozen": "isFrozen",
+}
 
 
 def check_choices(settings: Settings, values: dict[str, Any]) -> None:
@@ -109,7 +117,7 @@ async def update_customer(
     check_choices(settings, body.model_dump(by_alias=True, exclude_unset=True))
     if "is_frozen" in changes and not user.is_staff_manager:
         raise Forbidden("只有管理员和经理可以冻结客户")
-    if "phone" in changes and changes["phone"] is not None:
+    if changes.get("phone") is not None:
         phone = _phone(changes.pop("phone"))
         taken = await session.scalar(
             select(Customer.id).where(Customer.phone == phone, Customer.id != customer.id)
@@ -118,8 +126,9 @@ async def update_customer(
             raise Conflict("该手机号的客户已存在", [{"field": "phone", "message": "手机号已存在"}])
         customer.phone = phone
     for field, value in changes.items():
-        if field == "name" and value is None:
-            raise ValidationFailed.on_field("name", "客户姓名不能为空")
+        if value is None and field in _REQUIRED_FIELDS:
+            name = _REQUIRED_FIELDS[field]
+            raise ValidationFailed.on_field(name, f"{name} 不能为空")
         setattr(customer, "remark" if field == "remarks" else field, value)
     await session.flush()
     return customer

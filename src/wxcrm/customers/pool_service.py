@@ -1,0 +1,588 @@
+"""The public pool (公海): what is in it, claiming from it, releasing to it, and the job that
+sends neglected customers back with a warning to their owner first (SPEC §4).
+
+Every limit and period is a setting. Each change of owner is a guarded UPDATE (`WHERE
+owner_id IS NULL` to claim, `WHERE owner_id IS NOT NULL …` to release or recycle) whose
+RETURNING says which rows it really moved: two advisors claiming one customer, or two
+workers recycling at once, move each customer once and write one history row for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wxcrm.core.db import Database
+from wxcrm.core.errors import NotFound
+from wxcrm.core.ids import new_id
+from wxcrm.core.models import utcnow
+from wxcrm.core.settings import Settings
+from wxcrm.customers.models import AssignmentHistory, Customer
+from wxcrm.notifications.models import Notification
+from wxcrm.notifications.outbox import Channel, queue_notification
+from wxcrm.notifications.subscriptions import NO_CREDIT, NO_OPENID, NO_TEMPLATE, available_credits
+from wxcrm.notifications.templates import Template, TemplateName, template
+from wxcrm.users.models import User
+from wxcrm.wechat.keywords import SHANGHAI
+
+log = structlog.get_logger(__name__)
+
+NOT_FOUND = "客户不存在"
+NOT_IN_POOL = "客户不在公海中"
+ALREADY_IN_POOL = "客户已在公海中"
+FROZEN = "客户已冻结"
+COOLING = "冷却期内不能领取"
+DAILY_LIMIT = "超过每日领取上限"
+HOLDING_CAP = "超过持有客户上限"
+SIGNED = "已签约客户不能释放到公海"
+CHANGED = "客户状态已变化，请刷新后重试"
+
+WARNING_EVENT = "pool_recycle_warning"
+WARNING_TITLE = "客户即将回收到公海"
+
+# SQLite allows a limited number of bound parameters per statement.
+_CHUNK = 1_000
+# Customers recycled or warned per transaction: SQLite's one writer is held this long only.
+_JOB_BATCH = 500
+
+
+class PoolChannel(StrEnum):
+    """`assignment_history.channel` of the pool's own moves."""
+
+    claim = "claim"
+    release = "release"
+    auto_recycle = "auto_recycle"
+
+
+@dataclass
+class PoolResult:
+    """Per customer id asked for: moved (`done`), or an error row `{customerId, error}`."""
+
+    done: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def fail(self, customer_id: str, error: str) -> None:
+        self.errors.append({"customerId": customer_id, "error": error})
+
+
+# -- the list -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolFilters:
+    search: str | None = None
+    lead_source: str | None = None
+    service_category: str | None = None
+    lead_level: str | None = None
+
+
+def _in_pool(query: Select[Any], user: User, filters: PoolFilters) -> Select[Any]:
+    query = query.where(Customer.owner_id.is_(None))
+    if not user.is_staff_manager:
+        query = query.where(Customer.is_frozen.is_(False))  # nothing an advisor could claim
+    if filters.search:
+        # The customers list's search: digits match phone or number prefixes, text the name.
+        term = filters.search.strip()
+        digits = term.upper().removeprefix("CUS")
+        if digits.isdigit():
+            query = query.where(
+                or_(
+                    Customer.phone.startswith(digits),
+                    Customer.customer_no.startswith(f"CUS{digits}"),
+                )
+            )
+        else:
+            query = query.where(Customer.name.contains(term, autoescape=True))
+    for column, value in (
+        (Customer.lead_source, filters.lead_source),
+        (Customer.service_category, filters.service_category),
+        (Customer.lead_level, filters.lead_level),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+async def list_pool(
+    session: AsyncSession, user: User, filters: PoolFilters, *, offset: int, limit: int
+) -> tuple[Sequence[Customer], int]:
+    """The pool, newest arrivals first."""
+    total = await session.scalar(
+        _in_pool(select(func.count()).select_from(Customer), user, filters)
+    )
+    rows = await session.scalars(
+        _in_pool(select(Customer), user, filters)
+        .order_by(
+            Customer.pool_entered_at.desc().nulls_last(),
+            Customer.created_at.desc(),
+            Customer.id.desc(),
+        )
+        .offset(offset)
+        .limit(limit)
+    )
+    return rows.all(), int(total or 0)
+
+
+# -- claiming and releasing -----------------------------------------------------------------
+
+
+async def _load(session: AsyncSession, ids: Sequence[str]) -> dict[str, Customer]:
+    found: dict[str, Customer] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = await session.scalars(
+            select(Customer)
+            .where(Customer.id.in_(ids[start : start + _CHUNK]))
+            .execution_options(populate_existing=True)
+        )
+        found.update({customer.id: customer for customer in rows})
+    return found
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
+    """The customer as the database now holds it (after the UPDATEs above)."""
+    customer = await session.get(Customer, customer_id, populate_existing=True)
+    if customer is None:
+        raise NotFound(NOT_FOUND)
+    return customer
+
+
+def day_start(moment: datetime) -> datetime:
+    """Midnight, in China where the company works, of the day `moment` falls on."""
+    local = moment.astimezone(SHANGHAI)
+    return datetime.combine(local.date(), time.min, tzinfo=SHANGHAI).astimezone(UTC)
+
+
+async def claims_today(session: AsyncSession, user_id: str, now: datetime) -> int:
+    # A claim's history row goes to its claimer too: to_user_id is the indexed column.
+    count = await session.scalar(
+        select(func.count())
+        .select_from(AssignmentHistory)
+        .where(
+            AssignmentHistory.to_user_id == user_id,
+            AssignmentHistory.by_user_id == user_id,
+            AssignmentHistory.channel == PoolChannel.claim.value,
+            AssignmentHistory.created_at >= day_start(now),
+        )
+    )
+    return int(count or 0)
+
+
+async def holding(session: AsyncSession, user_id: str) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(Customer).where(Customer.owner_id == user_id)
+    )
+    return int(count or 0)
+
+
+async def claim(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    customer_ids: Sequence[str],
+    *,
+    now: datetime | None = None,
+) -> PoolResult:
+    """Take customers from the pool for `user`.
+
+    Advisors are held to the daily claim limit, the holding cap and the cooling period;
+    managers, who may assign any pool customer to anyone, are not.
+    """
+    now = now or utcnow()
+    wanted = list(dict.fromkeys(customer_ids))
+    result = PoolResult()
+    limited = not user.is_staff_manager
+    claims_left = holding_room = len(wanted)
+    if limited:
+        # One claim of an advisor at a time, so the counts below stay true until it commits
+        # (SQLite's single writer already does this). NO KEY UPDATE: rows that merely refer
+        # to the advisor (history, notifications) are not held up.
+        await session.execute(
+            select(User.id).where(User.id == user.id).with_for_update(key_share=True)
+        )
+        claims_left = settings.pool_daily_claim_limit - await claims_today(session, user.id, now)
+        holding_room = settings.pool_holding_cap - await holding(session, user.id)
+    cooling_since = now - timedelta(days=settings.pool_cooling_days)
+
+    found = await _load(session, wanted)
+    candidates: list[str] = []
+    for customer_id in wanted:
+        customer = found.get(customer_id)
+        if customer is None:
+            result.fail(customer_id, NOT_FOUND)
+        elif customer.owner_id is not None:
+            result.fail(customer_id, NOT_IN_POOL)
+        elif customer.is_frozen:
+            result.fail(customer_id, FROZEN)
+        elif (
+            limited
+            and customer.previous_owner_id == user.id
+            and customer.pool_entered_at is not None
+            and customer.pool_entered_at > cooling_since
+        ):
+            result.fail(customer_id, COOLING)
+        elif claims_left <= 0:
+            result.fail(customer_id, DAILY_LIMIT)
+        elif holding_room <= 0:
+            result.fail(customer_id, HOLDING_CAP)
+        else:
+            candidates.append(customer_id)
+            claims_left -= 1
+            holding_room -= 1
+
+    taken: set[str] = set()
+    for start in range(0, len(candidates), _CHUNK):
+        rows = await session.execute(
+            update(Customer)
+            .where(
+                Customer.id.in_(candidates[start : start + _CHUNK]),
+                Customer.owner_id.is_(None),  # whoever commits first wins; the other gets 0 rows
+                Customer.is_frozen.is_(False),
+            )
+            .values(
+                owner_id=user.id,
+                assigned_at=now,
+                assigned_by_id=user.id,
+                pool_entered_at=None,
+                updated_at=now,
+            )
+            .returning(Customer.id)
+            .execution_options(synchronize_session=False)
+        )
+        taken.update(rows.scalars())
+    for customer_id in candidates:
+        if customer_id in taken:
+            result.done.append(customer_id)
+        else:
+            result.fail(customer_id, NOT_IN_POOL)  # another claim or assignment was first
+    await _history(
+        session,
+        [(customer_id, None) for customer_id in result.done],
+        to=user.id,
+        by=user.id,
+        reason=None,
+        channel=PoolChannel.claim,
+        at=now,
+    )
+    _expire(session, found.values())
+    return result
+
+
+async def release(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    customer_ids: Sequence[str],
+    reason: str,
+    *,
+    now: datetime | None = None,
+) -> PoolResult:
+    """Put customers back in the pool. Advisors release only their own, and neither signed
+    nor frozen ones; managers release any customer that has an owner."""
+    now = now or utcnow()
+    wanted = list(dict.fromkeys(customer_ids))
+    result = PoolResult()
+    manager = user.is_staff_manager
+    protected = settings.pool_protected_statuses
+
+    found = await _load(session, wanted)
+    candidates: list[str] = []
+    for customer_id in wanted:
+        customer = found.get(customer_id)
+        if customer is None or not (manager or customer.owner_id == user.id):
+            result.fail(customer_id, NOT_FOUND)  # another's customer is none of its business
+        elif customer.owner_id is None:
+            result.fail(customer_id, ALREADY_IN_POOL)
+        elif not manager and customer.contract_status in protected:
+            result.fail(customer_id, SIGNED)
+        elif not manager and customer.is_frozen:
+            result.fail(customer_id, FROZEN)
+        else:
+            candidates.append(customer_id)
+
+    guard: list[ColumnElement[bool]] = [Customer.owner_id.is_not(None)]
+    if not manager:
+        guard += [
+            Customer.owner_id == user.id,
+            Customer.is_frozen.is_(False),
+            Customer.contract_status.not_in(protected),
+        ]
+    released: dict[str, str] = {}
+    for start in range(0, len(candidates), _CHUNK):
+        released.update(await _to_pool(session, candidates[start : start + _CHUNK], guard, now))
+    for customer_id in candidates:
+        if customer_id in released:
+            result.done.append(customer_id)
+        else:
+            result.fail(customer_id, CHANGED)  # someone else moved it meanwhile
+    await _history(
+        session,
+        list(released.items()),
+        to=None,
+        by=user.id,
+        reason=reason,
+        channel=PoolChannel.release,
+        at=now,
+    )
+    _expire(session, found.values())
+    return result
+
+
+async def _to_pool(
+    session: AsyncSession,
+    ids: Sequence[str],
+    guard: Sequence[ColumnElement[bool]],
+    now: datetime,
+) -> dict[str, str]:
+    """Move the customers that still pass `guard` to the pool; {customer id: old owner}."""
+    rows = await session.execute(
+        update(Customer)
+        .where(Customer.id.in_(ids), *guard)
+        .values(
+            # SET expressions read the row as it was: this is the owner being replaced.
+            previous_owner_id=Customer.owner_id,
+            owner_id=None,
+            pool_entered_at=now,
+            updated_at=now,
+        )
+        .returning(Customer.id, Customer.previous_owner_id)
+        .execution_options(synchronize_session=False)
+    )
+    return {str(customer_id): str(owner) for customer_id, owner in rows.all()}
+
+
+async def _history(
+    session: AsyncSession,
+    moves: Sequence[tuple[str, str | None]],
+    *,
+    to: str | None,
+    by: str | None,
+    reason: str | None,
+    channel: PoolChannel,
+    at: datetime,
+) -> None:
+    """One history row per (customer id, previous owner)."""
+    if not moves:
+        return
+    await session.execute(
+        insert(AssignmentHistory),
+        [
+            {
+                "id": new_id(),
+                "customer_id": customer_id,
+                "from_user_id": previous,
+                "to_user_id": to,
+                "by_user_id": by,
+                "reason": reason,
+                "channel": channel.value,
+                "created_at": at,
+            }
+            for customer_id, previous in moves
+        ],
+    )
+
+
+def _expire(session: AsyncSession, customers: Any) -> None:
+    for customer in customers:
+        session.expire(customer)  # reloaded if read again: an UPDATE above may have changed it
+
+
+# -- the recycle job ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecycleResult:
+    recycled: int = 0
+    warned: int = 0
+
+
+def _days(value: float) -> str:
+    return f"{value:g}"
+
+
+def _stale(settings: Settings, cutoff: datetime) -> ColumnElement[bool]:
+    """Owned, recyclable, and neither followed up nor (re)assigned since `cutoff`.
+
+    The clock starts at the later of the last follow-up and the assignment: a customer
+    handed to a new owner a day ago is not taken from it for its previous owner's silence.
+    """
+    return and_(
+        Customer.owner_id.is_not(None),
+        Customer.is_frozen.is_(False),
+        Customer.contract_status.not_in(settings.pool_protected_statuses),
+        or_(Customer.last_follow_up_at.is_(None), Customer.last_follow_up_at < cutoff),
+        func.coalesce(Customer.assigned_at, Customer.created_at) < cutoff,
+    )
+
+
+def _due(settings: Settings, last_follow_up: datetime | None, assigned: datetime) -> datetime:
+    """When an owned customer goes back to the pool unless someone follows it up."""
+    start = max(last_follow_up, assigned) if last_follow_up else assigned
+    return start + timedelta(days=settings.pool_recycle_after_days)
+
+
+async def recycle_to_pool(
+    database: Database, settings: Settings, now: datetime | None = None
+) -> RecycleResult:
+    """Send customers nobody followed up back to the pool, and warn owners of those due soon.
+
+    Safe to run in several workers at once: each customer moves once (guarded UPDATE) and
+    its owner gets one warning a day (a per-customer, per-day key).
+    """
+    now = now or utcnow()
+    recycled = await _recycle(database, settings, now)
+    warned = await _warn(database, settings, now) if settings.pool_recycle_warning_days else 0
+    if recycled or warned:
+        log.info("public pool recycle", recycled=recycled, warned=warned)
+    return RecycleResult(recycled=recycled, warned=warned)
+
+
+async def _recycle(database: Database, settings: Settings, now: datetime) -> int:
+    cutoff = now - timedelta(days=settings.pool_recycle_after_days)
+    reason = f"超过{_days(settings.pool_recycle_after_days)}天未跟进，自动回收"
+    recycled, after = 0, ""
+    while True:
+        async with database.writer() as session:
+            ids = list(
+                await session.scalars(
+                    select(Customer.id)
+                    .where(_stale(settings, cutoff), Customer.id > after)
+                    .order_by(Customer.id)
+                    .limit(_JOB_BATCH)
+                    # Rows a concurrent run (or request) holds are left to it: no waiting,
+                    # no deadlock between runs locking the same rows in another order.
+                    .with_for_update(key_share=True, skip_locked=True)
+                )
+            )
+            if not ids:
+                return recycled
+            # The guard is checked again on the row as it is when the UPDATE reaches it.
+            moved = await _to_pool(session, ids, [_stale(settings, cutoff)], now)
+            await _history(
+                session,
+                list(moved.items()),
+                to=None,
+                by=None,
+                reason=reason,
+                channel=PoolChannel.auto_recycle,
+                at=now,
+            )
+            await session.commit()
+        recycled += len(moved)
+        if len(ids) < _JOB_BATCH:
+            return recycled
+        after = ids[-1]
+
+
+def warning_key(customer_id: str, now: datetime) -> str:
+    return f"pool_warning:{customer_id}:{now.astimezone(SHANGHAI).date().isoformat()}"
+
+
+async def _warn(database: Database, settings: Settings, now: datetime) -> int:
+    warn_from = now - timedelta(
+        days=settings.pool_recycle_after_days - settings.pool_recycle_warning_days
+    )
+    spec = template(settings, TemplateName.customer_action)
+    warned, after = 0, ""
+    while True:
+        async with database.writer() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        Customer.id,
+                        Customer.name,
+                        Customer.phone,
+                        Customer.owner_id,
+                        Customer.last_follow_up_at,
+                        func.coalesce(Customer.assigned_at, Customer.created_at),
+                    )
+                    .where(_stale(settings, warn_from), Customer.id > after)
+                    .order_by(Customer.id)
+                    .limit(_JOB_BATCH)
+                    # A concurrent run holding a customer warns it; this one passes it by.
+                    # Even once it commits, its warning's key keeps this run from another.
+                    .with_for_update(of=Customer, key_share=True, skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return warned
+            warned += await _warn_batch(session, settings, spec, rows, now)
+            await session.commit()
+        if len(rows) < _JOB_BATCH:
+            return warned
+        after = rows[-1][0]
+
+
+async def _warn_batch(
+    session: AsyncSession,
+    settings: Settings,
+    spec: Template,
+    rows: Sequence[Any],
+    now: datetime,
+) -> int:
+    owners = {row[3] for row in rows}
+    keys = {row[0]: warning_key(row[0], now) for row in rows}
+    sent_today = set(
+        await session.scalars(
+            select(Notification.fold_key).where(
+                Notification.event == WARNING_EVENT,
+                Notification.advisor_id.in_(owners),
+                Notification.fold_key.in_(list(keys.values())),
+                # Only today's keys can match; the bound lets the (advisor, created) index
+                # skip an advisor's older notifications.
+                Notification.created_at >= utcnow() - timedelta(days=2),
+            )
+        )
+    )
+    users = await session.execute(select(User.id, User.openid).where(User.id.in_(owners)))
+    openids: dict[str, str | None] = {str(row[0]): row[1] for row in users}
+    credits: dict[str, int] = {}
+    warned = 0
+    for customer_id, name, phone, owner_id, last_follow_up, assigned in rows:
+        due = _due(settings, last_follow_up, assigned)
+        if due <= now or keys[customer_id] in sent_today:
+            continue
+        skip_reason = None
+        if not openids.get(owner_id):
+            skip_reason = NO_OPENID
+        elif not spec.template_id:
+            skip_reason = NO_TEMPLATE
+        elif not spec.long_term:
+            if owner_id not in credits:
+                credits[owner_id] = await available_credits(session, owner_id, spec.template_id)
+            if credits[owner_id] < 1:
+                skip_reason = NO_CREDIT
+        queued = await queue_notification(
+            session,
+            event=WARNING_EVENT,
+            channel=Channel.direct,
+            advisor_id=owner_id,
+            template_id=spec.template_id or None,
+            payload={
+                "template": spec.name.value,
+                "values": {
+                    "title": WARNING_TITLE,
+                    "time": due.isoformat(),
+                    "phone": phone,
+                    "customer_name": name,
+                },
+                "page": f"pages/customer/detail?id={customer_id}",
+            },
+            fold_key=keys[customer_id],
+            fold_window=timedelta(days=1),
+            skip_reason=skip_reason,
+        )
+        if queued.folded:
+            continue
+        if queued.notification.fold_key is None:
+            # The outbox writes skipped rows without their key; it is what says "warned today".
+            queued.notification.fold_key = keys[customer_id]
+            await session.flush()
+        warned += 1
+    return warned
