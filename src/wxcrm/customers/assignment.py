@@ -21,7 +21,7 @@ from wxcrm.customers.models import AssignmentHistory, Customer
 from wxcrm.notifications.outbox import Channel, Queued, queue_notification
 from wxcrm.notifications.subscriptions import NO_CREDIT, NO_OPENID, NO_TEMPLATE, available_credits
 from wxcrm.notifications.templates import TemplateName, template
-from wxcrm.users.models import User
+from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
 
 # SQLite allows a limited number of bound parameters per statement.
@@ -58,8 +58,8 @@ class AssignmentResult:
 
 async def assignee(session: AsyncSession, user_id: str) -> User:
     user = await UserRepository(session).get(user_id)
-    if user is None or not user.is_active:
-        raise ValidationFailed.on_field("assignedTo", "被分配的员工不存在或已停用")
+    if user is None or not user.is_active or user.role != Role.advisor.value:
+        raise ValidationFailed.on_field("assignedTo", "被分配的顾问不存在或已停用")
     return user
 
 
@@ -149,7 +149,8 @@ def notification_data(
 ) -> dict[str, Any]:
     """The event the deployed cloud function expects (SPEC §3.5), the direct one's source."""
     first = customers[0]
-    single = len(customers) == 1
+    # A batch is named as one ("1个客户") even when it moved a single customer.
+    single = len(customers) == 1 and channel in (AssignChannel.console, AssignChannel.miniprogram)
     data: dict[str, Any] = {
         "assignedToId": to.id,
         "customerName": first.name if single else f"{len(customers)}个客户",

@@ -78,6 +78,17 @@ class FollowUpIn(_In):
     content: str = Field(min_length=1, max_length=2000)
     next_follow_up_at: datetime | date | None = Field(None, alias="nextFollowUpAt")
 
+    @field_validator("next_follow_up_at", mode="before")
+    @classmethod
+    def _a_date_alone_is_a_date(cls, value: object) -> object:
+        # "2030-01-03" would otherwise be read as a naive datetime and refused.
+        if isinstance(value, str) and len(value.strip()) == 10:
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                return value
+        return value
+
     @field_validator("next_follow_up_at")
     @classmethod
     def _aware(cls, value: datetime | date | None) -> datetime | date | None:

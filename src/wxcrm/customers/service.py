@@ -3,6 +3,7 @@ follow-ups. Every query is scoped by the caller's data permissions."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -158,7 +159,7 @@ def filtered(query: Select[Any], user: User, filters: CustomerFilters) -> Select
     query = query.where(visible_to(user))
     if filters.search:
         term = filters.search.strip()
-        digits = term.upper().removeprefix("CUS")
+        digits = re.sub(r"[\s\-]", "", term).upper().removeprefix("CUS")
         if digits.isdigit():
             query = query.where(
                 or_(
@@ -167,7 +168,7 @@ def filtered(query: Select[Any], user: User, filters: CustomerFilters) -> Select
                 )
             )
         else:
-            query = query.where(Customer.name.contains(term, autoescape=True))
+            query = query.where(Customer.name.icontains(term, autoescape=True))
     for column, value in (
         (Customer.contract_status, filters.contract_status),
         (Customer.lead_source, filters.lead_source),
@@ -208,7 +209,8 @@ async def list_customers(
         filtered(select(func.count()).select_from(Customer), user, filters)
     )
     column = _SORT_COLUMNS[sort]
-    order = column.desc() if descending else column.asc()
+    # Never followed up sorts as longest ago, on every database alike.
+    order = column.desc().nulls_last() if descending else column.asc().nulls_first()
     rows = await session.scalars(
         filtered(select(Customer), user, filters)
         .order_by(order, Customer.id.desc() if descending else Customer.id.asc())

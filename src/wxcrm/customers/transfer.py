@@ -1,0 +1,107 @@
+"""Import and export of customers as CSV or XLSX, and the import template (SPEC §4).
+
+Included before the customers router: `/api/customers/export` must not be taken for a
+customer id.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from wxcrm.core.db import SessionDep
+from wxcrm.core.envelope import envelope
+from wxcrm.core.ids import OBJECT_ID_PATTERN
+from wxcrm.customers import transfer_service
+from wxcrm.customers.service import CustomerFilters
+from wxcrm.customers.transfer_service import MEDIA_TYPES, FileFormat
+from wxcrm.users.deps import CurrentManager, CurrentUser, SettingsDep
+from wxcrm.wechat.keywords import SHANGHAI
+
+router = APIRouter(prefix="/api/customers", tags=["customers"])
+
+FormatQuery = Annotated[FileFormat, Query(alias="format", description="文件格式：csv 或 xlsx")]
+
+
+def export_filters(
+    search: Annotated[
+        str | None, Query(max_length=64, description="姓名、手机号或客户编号")
+    ] = None,
+    contract_status: Annotated[str | None, Query(alias="contractStatus", max_length=16)] = None,
+    lead_source: Annotated[str | None, Query(alias="leadSource", max_length=32)] = None,
+    service_category: Annotated[str | None, Query(alias="serviceCategory", max_length=32)] = None,
+    lead_level: Annotated[str | None, Query(alias="leadLevel", max_length=8)] = None,
+    assigned_to: Annotated[
+        str | None, Query(alias="assignedTo", pattern=OBJECT_ID_PATTERN.pattern)
+    ] = None,
+    in_pool: Annotated[bool | None, Query(alias="inPublicPool")] = None,
+    created_from: Annotated[date | None, Query(alias="createdFrom")] = None,
+    created_to: Annotated[date | None, Query(alias="createdTo")] = None,
+) -> CustomerFilters:
+    """The customer list's filters, under the same query parameters."""
+    return CustomerFilters(
+        search=search,
+        contract_status=contract_status,
+        lead_source=lead_source,
+        service_category=service_category,
+        lead_level=lead_level,
+        owner_id=assigned_to,
+        in_pool=in_pool,
+        created_from=created_from,
+        created_to=created_to,
+    )
+
+
+FiltersDep = Annotated[CustomerFilters, Depends(export_filters)]
+
+
+@router.post("/import")
+async def import_customers(
+    file: Annotated[UploadFile, File(description="客户表格：.csv（UTF-8 或 GBK）或 .xlsx")],
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentManager,
+) -> dict[str, Any]:
+    """Import customers from a CSV or XLSX file: every row, or none and a per-row report."""
+    content = await file.read()
+    rows = await run_in_threadpool(transfer_service.read_sheet, file.filename or "", content)
+    count = await transfer_service.import_rows(session, settings, user, rows)
+    return envelope({"imported": count}, f"导入成功：共 {count} 个客户")
+
+
+@router.get("/export")
+async def export_customers(
+    session: SessionDep, user: CurrentUser, filters: FiltersDep, kind: FormatQuery = FileFormat.csv
+) -> Response:
+    """Download the customers the caller may see, with the list's filters, as CSV or XLSX."""
+    rows = await transfer_service.export_rows(session, user, filters)
+    content = await run_in_threadpool(transfer_service.build_export, rows, kind)
+    today = datetime.now(SHANGHAI).strftime("%Y%m%d")
+    return _download(content, kind, f"客户列表-{today}", f"customers-{today}")
+
+
+@router.get("/import-template")
+async def import_template(
+    settings: SettingsDep, user: CurrentUser, kind: FormatQuery = FileFormat.csv
+) -> Response:
+    """Download the import template: the column headers and one example row."""
+    content = transfer_service.build_template(settings, kind)
+    return _download(content, kind, "客户导入模板", "customer-import-template")
+
+
+def _download(content: bytes, kind: FileFormat, name: str, ascii_name: str) -> Response:
+    # filename* carries the Chinese name (RFC 6266); filename is for clients without it.
+    disposition = (
+        f'attachment; filename="{ascii_name}.{kind.value}"; '
+        f"filename*=UTF-8''{quote(f'{name}.{kind.value}')}"
+    )
+    return Response(
+        content,
+        media_type=MEDIA_TYPES[kind],
+        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
+    )
