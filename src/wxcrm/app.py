@@ -15,7 +15,9 @@ from wxcrm.core.errors import install_error_handlers
 from wxcrm.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Settings, get_settings
+from wxcrm.customers.pool import router as pool_router
 from wxcrm.customers.router import router as customers_router
+from wxcrm.customers.transfer import router as transfer_router
 from wxcrm.jobs import scheduled_jobs
 from wxcrm.miniprogram.push import router as push_router
 from wxcrm.miniprogram.router import router as miniprogram_router
@@ -90,12 +92,18 @@ def create_app(
         settings.resolved_database_url, echo=settings.database_echo
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        overrides={"/api/customers/import": 10 * 1024 * 1024},
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(notifications_router)
     app.include_router(miniprogram_router)
     app.include_router(push_router)
+    app.include_router(transfer_router)
+    app.include_router(pool_router)  # before customers: `public-pool` is no customer id
     app.include_router(customers_router)
     return app

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils import get_column_letter
-from sqlalchemy import Result, Row, Select, select
+from sqlalchemy import Result, Row, Select, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -37,7 +37,7 @@ from wxcrm.customers.leads import (
 )
 from wxcrm.customers.models import Customer
 from wxcrm.customers.service import CustomerFilters, filtered
-from wxcrm.users.models import User
+from wxcrm.users.models import Role, User
 from wxcrm.wechat.keywords import SHANGHAI
 
 MAX_IMPORT_ROWS = 10_000
@@ -49,6 +49,7 @@ MAX_XLSX_UNPACKED_BYTES = 200 * 1024 * 1024
 MAX_COLUMNS = 64
 # Row errors listed in the response; the message still counts them all.
 MAX_REPORTED_ERRORS = 500
+_REPORTED_VALUE_LENGTH = 100
 # Rows per INSERT: 20 columns each stays under both databases' bound-parameter limits.
 _INSERT_CHUNK = 1_000
 _LOOKUP_CHUNK = 1_000
@@ -88,7 +89,7 @@ IMPORT_COLUMNS = (
     Column("地址", "address", 255),
     Column("备注", "remarks", 2000),
     Column("微信号", "wechatId", 64),
-    Column("负责人", "owner", 64),  # a staff username
+    Column("负责人", "owner", 64),  # an advisor's username
 )
 _COLUMNS = {column.key: column for column in IMPORT_COLUMNS}
 _ORDER = {column.key: index for index, column in enumerate(IMPORT_COLUMNS)}
@@ -276,7 +277,7 @@ class _Problems:
                 "row": row.number,
                 "field": key,
                 "column": _COLUMNS[key].header,
-                "value": row.values.get(key, ""),
+                "value": row.values.get(key, "")[:_REPORTED_VALUE_LENGTH],
                 "message": message,
             }
         )
@@ -329,6 +330,12 @@ async def import_rows(
                 header = _COLUMNS[key].header
                 problems.add(row, key, f"{header}必须是 {'、'.join(allowed)} 之一")
 
+    if session.get_bind().dialect.name == "postgresql":
+        # Right after a bulk import, before autovacuum has analysed the table, PostgreSQL
+        # switches the repeated `phone IN (…1,000 parameters)` lookup to a generic plan that
+        # scans every row against every parameter: 5 s and growing by the 10,000 rows
+        # (measured). Custom plans see the values as constants and hash them.
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     taken = await _existing_phones(session, list(first_row_of))
     owners = await _active_owners(
         session, {r.values["owner"] for r in rows if r.values.get("owner")}
@@ -339,7 +346,7 @@ async def import_rows(
             problems.add(row, "phone", f"手机号已存在（客户 {existing}）")
         owner = row.values.get("owner")
         if owner and owner not in owners:
-            problems.add(row, "owner", f"负责人“{owner}”不是在职员工的用户名")
+            problems.add(row, "owner", f"负责人“{owner}”不是在职顾问的用户名")
     problems.raise_if_any()
 
     now = utcnow()
@@ -397,11 +404,14 @@ async def _existing_phones(session: AsyncSession, phones: list[str]) -> dict[str
 
 
 async def _active_owners(session: AsyncSession, usernames: set[str]) -> dict[str, str]:
-    """Username -> id of the active staff among `usernames`."""
+    """Username -> id of the active advisors among `usernames` (only advisors own customers,
+    as in assignment)."""
     if not usernames:
         return {}
     result = await session.execute(
-        select(User.username, User.id).where(User.username.in_(usernames), User.is_active)
+        select(User.username, User.id).where(
+            User.username.in_(usernames), User.is_active, User.role == Role.advisor.value
+        )
     )
     return dict(result.all())
 
