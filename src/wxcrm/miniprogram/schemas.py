@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -15,6 +16,8 @@ from wxcrm.core.ids import OBJECT_ID_PATTERN
 MAX_FREE_JSON_BYTES = 8 * 1024
 MAX_FREE_JSON_DEPTH = 5
 PHONE_FIELD_MAX = 32
+# PostgreSQL keeps no NUL character in text or jsonb: refused on every database alike.
+NUL_MESSAGE = "不能包含空字符（\\u0000）"
 
 
 class ActionType(StrEnum):
@@ -23,26 +26,37 @@ class ActionType(StrEnum):
     book_service = "book_service"
 
 
-def _depth(value: Any) -> int:
-    """How deeply objects and arrays nest in `value`; iterative, so depth cannot overflow."""
-    deepest, stack = 0, [(value, 0)]
+def _check_free_json_values(value: dict[str, Any]) -> None:
+    """Depth, NUL characters and non-finite numbers, walked without recursion.
+
+    The walk stops at the first level past the limit, so a body nested a thousand deep costs
+    no more than one nested six deep (a recursive walk ran out of stack: a 500).
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
-        item, level = stack.pop()
-        children = (
-            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        )
+        item, depth = stack.pop()
         if isinstance(item, dict | list):
-            level += 1
-            deepest = max(deepest, level)
-        stack.extend((child, level) for child in children)
-    return deepest
+            if depth > MAX_FREE_JSON_DEPTH:
+                raise ValueError(f"嵌套层级不能超过{MAX_FREE_JSON_DEPTH}层")
+            if isinstance(item, dict):
+                for key in item:
+                    if "\x00" in key:
+                        raise ValueError(NUL_MESSAGE)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError(NUL_MESSAGE)
+        elif isinstance(item, float) and not math.isfinite(item):
+            # Python's JSON parser takes NaN and Infinity; JSON (and PostgreSQL's jsonb) do not.
+            raise ValueError("不能包含 NaN 或 Infinity")
 
 
 def check_free_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    if _depth(value) > MAX_FREE_JSON_DEPTH:
-        raise ValueError(f"嵌套层级不能超过{MAX_FREE_JSON_DEPTH}层")
+    _check_free_json_values(value)
     if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_FREE_JSON_BYTES:
         raise ValueError(f"内容不能超过{MAX_FREE_JSON_BYTES}字节")
     return value
@@ -52,7 +66,16 @@ def _blank_is_absent(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-class _In(BaseModel):
+class _NoNul(BaseModel):
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(NUL_MESSAGE)
+        return value
+
+
+class _In(_NoNul):
     # The original accepted and ignored fields it did not know; so do we.
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
 
@@ -65,7 +88,7 @@ class PhoneIn(_In):
     code: str = Field(min_length=1, max_length=128, description="getPhoneNumber 按钮回调里的 code")
 
 
-class SubscribeDataIn(BaseModel):
+class SubscribeDataIn(_NoNul):
     model_config = ConfigDict(extra="allow")
 
     source: str | None = Field(None, max_length=64)
@@ -82,6 +105,12 @@ class AdvisorSubscribeIn(_In):
     template_id: str = Field(alias="templateId", min_length=1, max_length=128)
     subscribed: bool
     subscribe_data: SubscribeDataIn | None = Field(None, alias="subscribeData")
+
+    @field_validator("subscribe_data", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        # Kept as it came, extra fields and all: bounded like the other free-form JSON.
+        return check_free_json(value) if isinstance(value, dict) else value
 
 
 class CustomerActionIn(_In):
@@ -120,7 +149,8 @@ class CustomerActionIn(_In):
     @field_validator("timestamp")
     @classmethod
     def _short_timestamp(cls, value: str | int | None) -> str | int | None:
-        if isinstance(value, str) and len(value) > 64:
+        # Kept as text of at most 64 characters, a number's digits too.
+        if value is not None and len(str(value)) > 64:
             raise ValueError("长度不能超过64个字符")
         return value
 
