@@ -148,6 +148,10 @@ async def record_customer_action(
     if customer is None and body.customer_record_id:
         customer = await _own_customer_record(session, body.customer_record_id, openid)
 
+    # The message first, so the action is written once, already saying whether it notified.
+    notified = await _notify_advisor(
+        session, settings, advisor, openid, body.action_type, customer, created
+    )
     action = CustomerAction(
         openid=openid,
         advisor_id=advisor.id,
@@ -159,12 +163,9 @@ async def record_customer_action(
         user_agent=(body.user_agent or client_user_agent or "")[:512] or None,
         customer_info=body.customer_info,
         client_timestamp=str(body.timestamp) if body.timestamp is not None else None,
+        notified=notified,
     )
     session.add(action)
-    await session.flush()
-    action.notified = await _notify_advisor(
-        session, settings, advisor, openid, body.action_type, customer, created
-    )
     await session.flush()
     return RecordedAction(action, customer, created)
 

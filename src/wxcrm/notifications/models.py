@@ -36,6 +36,9 @@ class Notification(IdMixin, TimestampMixin, Base):
             sqlite_where=text("status = 'pending'"),
         ),
         Index("ix_notifications_advisor_created", "advisor_id", "created_at"),
+        # Folding looks for the newest row of a key in any state: without this, every
+        # customer action scanned the whole history of sent notifications.
+        Index("ix_notifications_fold_key_created", "fold_key", "created_at"),
     )
 
     event: Mapped[str] = mapped_column(String(32))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -13,7 +13,7 @@ from wxcrm.core.db import DatabaseDep
 from wxcrm.core.envelope import envelope, error_response
 from wxcrm.core.models import utcnow
 from wxcrm.notifications.repository import NotificationRepository
-from wxcrm.users.deps import get_app_settings
+from wxcrm.users.deps import SettingsDep
 from wxcrm.wechat.models import WeChatToken
 
 router = APIRouter(prefix="/api/health", tags=["health"])
@@ -22,7 +22,7 @@ DATABASE_CHECK_TIMEOUT_S = 3.0
 
 
 @router.get("")
-async def health(request: Request, database: DatabaseDep) -> Any:
+async def health(database: DatabaseDep, settings: SettingsDep) -> Any:
     """Database reachability (503 when down), the outbox backlog and the WeChat token."""
     try:
         async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_S):
@@ -35,7 +35,6 @@ async def health(request: Request, database: DatabaseDep) -> Any:
             "SERVICE_UNAVAILABLE",
             {"database": "down", "error": type(exc).__name__},
         )
-    settings = get_app_settings(request)
     async with database.reader() as session:
         backlog = await NotificationRepository(session).backlog()
         token = await session.get(WeChatToken, settings.wechat_app_id)

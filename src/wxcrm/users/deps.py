@@ -18,7 +18,8 @@ from wxcrm.users.repository import UserRepository
 bearer = HTTPBearer(auto_error=False, description="Staff token from POST /api/auth/login")
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    # async: a plain function dependency would be run in a thread pool on every request.
     settings: Settings = request.app.state.settings
     return settings
 
