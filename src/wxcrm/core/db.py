@@ -34,6 +34,11 @@ def is_sqlite(url: str | URL) -> bool:
 
 def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     if not is_sqlite(url):
+        # asyncpg prepares statements, and after five runs PostgreSQL may switch to a generic
+        # plan that ignores the values: for a phone-prefix search that meant a full scan.
+        kwargs.setdefault(
+            "connect_args", {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
+        )
         kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", 20)
         kwargs.setdefault("pool_pre_ping", True)

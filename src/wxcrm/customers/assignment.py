@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.errors import ValidationFailed
@@ -26,6 +26,7 @@ from wxcrm.users.repository import UserRepository
 
 # SQLite allows a limited number of bound parameters per statement.
 _CHUNK = 2_000
+_HISTORY = cast(Table, AssignmentHistory.__table__)
 
 
 class AssignChannel(StrEnum):
@@ -132,7 +133,9 @@ async def assign(
             )
             .execution_options(synchronize_session=False)
         )
-    await session.execute(insert(AssignmentHistory), history)
+    # Core insert: the ORM's bulk insert splits rows whose None keys differ (pool customers
+    # have no previous owner) into thousands of statements.
+    await session.execute(insert(_HISTORY), history)
     for customer in result.assigned:
         session.expire(customer)  # reloaded if read again: the UPDATE above changed it
     result.notification = await _notify(session, settings, to, result.notification_data)

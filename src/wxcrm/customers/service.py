@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -189,6 +189,14 @@ def filtered(query: Select[Any], user: User, filters: CustomerFilters) -> Select
     return query
 
 
+def _prefix(column: Any, prefix: str) -> ColumnElement[bool]:
+    """`column` starts with `prefix`, as a range the column's unique index can serve
+    (LIKE 'p%' uses no index on PostgreSQL's default collation, nor on SQLite's NOCASE-less
+    LIKE)."""
+    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(column >= prefix, column < after)
+
+
 def _day_start(day: date, next_day: bool = False) -> datetime:
     """Midnight of `day` in China, where the company works, as a UTC moment."""
     start = datetime.combine(day, time.min, tzinfo=SHANGHAI)
@@ -209,8 +217,12 @@ async def list_customers(
         filtered(select(func.count()).select_from(Customer), user, filters)
     )
     column = _SORT_COLUMNS[sort]
-    # Never followed up sorts as longest ago, on every database alike.
-    order = column.desc().nulls_last() if descending else column.asc().nulls_first()
+    if sort is SortField.last_follow_up_at:
+        # Never followed up sorts as longest ago, on every database alike.
+        order = column.desc().nulls_last() if descending else column.asc().nulls_first()
+    else:
+        # Plain order on the other (NOT NULL) columns, or PostgreSQL will not use the index.
+        order = column.desc() if descending else column.asc()
     rows = await session.scalars(
         filtered(select(Customer), user, filters)
         .order_by(order, Customer.id.desc() if descending else Customer.id.asc())
