@@ -24,8 +24,8 @@ $(UV):
 install: .venv/.synced ## Install the project and its tools into .venv
 
 .PHONY: run
-run: install ## Start the service on http://127.0.0.1:8000 (SQLite under ./data)
-	.venv/bin/wxcrm serve
+run: install ## Start the service on http://127.0.0.1:8000 with the WeChat simulator and demo data (SQLite under ./data)
+	.venv/bin/wxcrm demo
 
 .PHONY: test
 test: install ## Run every test (also on PostgreSQL when WXCRM_TEST_POSTGRES_URL is set)
@@ -36,6 +36,8 @@ test: install ## Run every test (also on PostgreSQL when WXCRM_TEST_POSTGRES_URL
 bench: install ## Print the benchmarks' figures (SQLite; BENCH_DATABASE_URL for PostgreSQL)
 	.venv/bin/python -m bench.drain $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	.venv/bin/python -m bench.drain --workers 2 $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
+	.venv/bin/python -m bench.actions $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
+	.venv/bin/python -m bench.customers $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy --strict

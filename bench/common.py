@@ -105,3 +105,27 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def run(coroutine: object) -> None:
     asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+def named_cpu_seconds(name: str, argument: str | None = None) -> float:
+    """CPU time of every process whose command name is `name` (and whose command line
+    holds `argument`, if given: PostgreSQL's backends serving one database)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() != name:
+                    continue
+                if argument is not None and argument not in (entry / "cmdline").read_text():
+                    continue
+                total += cpu_seconds(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue  # it ended meanwhile
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine (all cores) has been busy so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
