@@ -25,6 +25,7 @@ from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.customers.models import AssignmentHistory, Customer
+from wxcrm.customers.service import search_clause
 from wxcrm.notifications.models import Notification
 from wxcrm.notifications.outbox import Channel, queue_notification
 from wxcrm.notifications.subscriptions import NO_CREDIT, NO_OPENID, NO_TEMPLATE, available_credits
@@ -88,18 +89,7 @@ def _in_pool(query: Select[Any], user: User, filters: PoolFilters) -> Select[Any
     if not user.is_staff_manager:
         query = query.where(Customer.is_frozen.is_(False))  # nothing an advisor could claim
     if filters.search:
-        # The customers list's search: digits match phone or number prefixes, text the name.
-        term = filters.search.strip()
-        digits = term.upper().removeprefix("CUS")
-        if digits.isdigit():
-            query = query.where(
-                or_(
-                    Customer.phone.startswith(digits),
-                    Customer.customer_no.startswith(f"CUS{digits}"),
-                )
-            )
-        else:
-            query = query.where(Customer.name.contains(term, autoescape=True))
+        query = query.where(search_clause(filters.search))  # the customers list's search
     for column, value in (
         (Customer.lead_source, filters.lead_source),
         (Customer.service_category, filters.service_category),

@@ -3,7 +3,6 @@ four assignment endpoints of seed 001."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -21,6 +20,7 @@ from wxcrm.customers.assignment import (
     assign,
     assignee,
 )
+from wxcrm.customers.deps import FiltersDep
 from wxcrm.customers.models import Customer, FollowUp
 from wxcrm.customers.schemas import (
     AssignIn,
@@ -82,34 +82,11 @@ async def list_customers(
     session: SessionDep,
     user: CurrentUser,
     page: PageDep,
-    search: Annotated[
-        str | None, Query(max_length=64, description="姓名、手机号或客户编号")
-    ] = None,
-    contract_status: Annotated[str | None, Query(alias="contractStatus", max_length=16)] = None,
-    lead_source: Annotated[str | None, Query(alias="leadSource", max_length=32)] = None,
-    service_category: Annotated[str | None, Query(alias="serviceCategory", max_length=32)] = None,
-    lead_level: Annotated[str | None, Query(alias="leadLevel", max_length=8)] = None,
-    assigned_to: Annotated[
-        str | None, Query(alias="assignedTo", pattern=OBJECT_ID_PATTERN.pattern)
-    ] = None,
-    in_pool: Annotated[bool | None, Query(alias="inPublicPool")] = None,
-    created_from: Annotated[date | None, Query(alias="createdFrom")] = None,
-    created_to: Annotated[date | None, Query(alias="createdTo")] = None,
+    filters: FiltersDep,
     sort_by: Annotated[SortField, Query(alias="sortBy")] = SortField.created_at,
     sort_order: Annotated[str, Query(alias="sortOrder", pattern="^(asc|desc)$")] = "desc",
 ) -> dict[str, Any]:
     """Customers the caller may see, filtered, sorted and paged."""
-    filters = service.CustomerFilters(
-        search=search,
-        contract_status=contract_status,
-        lead_source=lead_source,
-        service_category=service_category,
-        lead_level=lead_level,
-        owner_id=assigned_to,
-        in_pool=in_pool,
-        created_from=created_from,
-        created_to=created_to,
-    )
     rows, total = await service.list_customers(
         session,
         user,
@@ -150,15 +127,14 @@ async def batch_assign(
     body: BatchAssignIn, session: SessionDep, settings: SettingsDep, user: CurrentManager
 ) -> dict[str, Any]:
     """Assign many customers to one advisor; one notification for the batch."""
-    to = await assignee(session, body.assigned_to)
-    result = await assign(
+    result = await _assign(
         session,
         settings,
-        customer_ids=body.customer_ids,
-        to=to,
-        by=user,
-        reason=body.assignment_reason,
-        channel=AssignChannel.batch,
+        user,
+        body.customer_ids,
+        body.assigned_to,
+        body.assignment_reason,
+        AssignChannel.batch,
     )
     return envelope(_batch_body(result), _batch_message("批量分配完成", result))
 
@@ -168,15 +144,14 @@ async def assign_from_pool(
     body: PoolAssignIn, session: SessionDep, settings: SettingsDep, user: CurrentManager
 ) -> dict[str, Any]:
     """Assign customers of the public pool to an advisor."""
-    to = await assignee(session, body.assigned_to)
-    result = await assign(
+    result = await _assign(
         session,
         settings,
-        customer_ids=body.customer_ids,
-        to=to,
-        by=user,
-        reason=body.reason,
-        channel=AssignChannel.pool,
+        user,
+        body.customer_ids,
+        body.assigned_to,
+        body.reason,
+        AssignChannel.pool,
     )
     return envelope(_batch_body(result), _batch_message("分配完成", result))
 
@@ -271,6 +246,27 @@ async def list_follow_ups(
     return envelope(page_body([follow_up_out(f) for f in rows], total, page), "获取跟进记录成功")
 
 
+async def _assign(
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentManager,
+    customer_ids: list[str],
+    assigned_to: str,
+    reason: str | None,
+    channel: AssignChannel,
+) -> AssignmentResult:
+    to = await assignee(session, assigned_to)
+    return await assign(
+        session,
+        settings,
+        customer_ids=customer_ids,
+        to=to,
+        by=user,
+        reason=reason,
+        channel=channel,
+    )
+
+
 async def _assign_one(
     session: SessionDep,
     settings: SettingsDep,
@@ -279,15 +275,8 @@ async def _assign_one(
     body: AssignIn,
     channel: AssignChannel,
 ) -> AssignmentResult:
-    to = await assignee(session, body.assigned_to)
-    result = await assign(
-        session,
-        settings,
-        customer_ids=[customer_id],
-        to=to,
-        by=user,
-        reason=body.assignment_reason,
-        channel=channel,
+    result = await _assign(
+        session, settings, user, [customer_id], body.assigned_to, body.assignment_reason, channel
     )
     if result.errors:
         error = result.errors[0]["error"]

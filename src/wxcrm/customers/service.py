@@ -189,6 +189,15 @@ def filtered(query: Select[Any], user: User, filters: CustomerFilters) -> Select
     return query
 
 
+def search_clause(search: str) -> ColumnElement[bool]:
+    """Digits match a phone or customer-number prefix; other text is part of the name."""
+    term = search.strip()
+    digits = re.sub(r"[\s\-]", "", term).upper().removeprefix("CUS")
+    if digits.isdigit():
+        return or_(_prefix(Customer.phone, digits), _prefix(Customer.customer_no, f"CUS{digits}"))
+    return Customer.name.icontains(term, autoescape=True)
+
+
 def _prefix(column: Any, prefix: str) -> ColumnElement[bool]:
     """`column` starts with `prefix`, as a range the column's unique index can serve
     (LIKE 'p%' uses no index on PostgreSQL's default collation, nor on SQLite's NOCASE-less

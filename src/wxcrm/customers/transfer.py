@@ -6,19 +6,18 @@ customer id.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from wxcrm.core.db import SessionDep
 from wxcrm.core.envelope import envelope
-from wxcrm.core.ids import OBJECT_ID_PATTERN
 from wxcrm.customers import transfer_service
-from wxcrm.customers.service import CustomerFilters
+from wxcrm.customers.deps import FiltersDep
 from wxcrm.customers.transfer_service import MEDIA_TYPES, FileFormat
 from wxcrm.users.deps import CurrentManager, CurrentUser, SettingsDep
 from wxcrm.wechat.keywords import SHANGHAI
@@ -26,38 +25,6 @@ from wxcrm.wechat.keywords import SHANGHAI
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
 FormatQuery = Annotated[FileFormat, Query(alias="format", description="文件格式：csv 或 xlsx")]
-
-
-def export_filters(
-    search: Annotated[
-        str | None, Query(max_length=64, description="姓名、手机号或客户编号")
-    ] = None,
-    contract_status: Annotated[str | None, Query(alias="contractStatus", max_length=16)] = None,
-    lead_source: Annotated[str | None, Query(alias="leadSource", max_length=32)] = None,
-    service_category: Annotated[str | None, Query(alias="serviceCategory", max_length=32)] = None,
-    lead_level: Annotated[str | None, Query(alias="leadLevel", max_length=8)] = None,
-    assigned_to: Annotated[
-        str | None, Query(alias="assignedTo", pattern=OBJECT_ID_PATTERN.pattern)
-    ] = None,
-    in_pool: Annotated[bool | None, Query(alias="inPublicPool")] = None,
-    created_from: Annotated[date | None, Query(alias="createdFrom")] = None,
-    created_to: Annotated[date | None, Query(alias="createdTo")] = None,
-) -> CustomerFilters:
-    """The customer list's filters, under the same query parameters."""
-    return CustomerFilters(
-        search=search,
-        contract_status=contract_status,
-        lead_source=lead_source,
-        service_category=service_category,
-        lead_level=lead_level,
-        owner_id=assigned_to,
-        in_pool=in_pool,
-        created_from=created_from,
-        created_to=created_to,
-    )
-
-
-FiltersDep = Annotated[CustomerFilters, Depends(export_filters)]
 
 
 @router.post("/import")
