@@ -7,9 +7,7 @@ Create Date: 2026-11-21 07:38:03.651608
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = "3693514dfda3"
 down_revision: str | None = "f3ece470f99b"
