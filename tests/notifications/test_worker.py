@@ -35,7 +35,9 @@ from wxcrm.notifications.models import (
     NotificationStatus,
 )
 from wxcrm.notifications.outbox import Channel, queue_notification
-from wxcrm.notifications.worker import SKIP_NO_CREDIT, SKIP_NO_OPENID, DeliveryWorker
+from wxcrm.notifications.subscriptions import NO_CREDIT as SKIP_NO_CREDIT
+from wxcrm.notifications.subscriptions import NO_OPENID as SKIP_NO_OPENID
+from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.wechat.client import WeChatClient
 from wxcrm.wechat.sim import SimControl, SimServer
 

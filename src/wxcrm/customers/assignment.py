@@ -19,7 +19,7 @@ from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.customers.models import AssignmentHistory, Customer
 from wxcrm.notifications.outbox import Channel, Queued, queue_notification
-from wxcrm.notifications.subscriptions import NO_CREDIT, NO_OPENID, NO_TEMPLATE, available_credits
+from wxcrm.notifications.subscriptions import unsendable_reason
 from wxcrm.notifications.templates import TemplateName, template
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
@@ -183,13 +183,13 @@ async def _notify(
             template_id=spec.template_id or None,
             payload={"event": {"type": "sendCustomerAssignNotify", "notificationData": data}},
         )
-    skip_reason = None
-    if not to.openid:
-        skip_reason = NO_OPENID
-    elif not spec.template_id:
-        skip_reason = NO_TEMPLATE
-    elif not spec.long_term and await available_credits(session, to.id, spec.template_id) < 1:
-        skip_reason = NO_CREDIT
+    skip_reason = await unsendable_reason(
+        session,
+        advisor_id=to.id,
+        openid=to.openid,
+        template_id=spec.template_id,
+        long_term=spec.long_term,
+    )
     return await queue_notification(
         session,
         event="customer_assigned",

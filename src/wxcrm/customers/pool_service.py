@@ -28,7 +28,7 @@ from wxcrm.customers.models import AssignmentHistory, Customer
 from wxcrm.customers.service import search_clause
 from wxcrm.notifications.models import Notification
 from wxcrm.notifications.outbox import Channel, queue_notification
-from wxcrm.notifications.subscriptions import NO_CREDIT, NO_OPENID, NO_TEMPLATE, available_credits
+from wxcrm.notifications.subscriptions import unsendable_reason
 from wxcrm.notifications.templates import Template, TemplateName, template
 from wxcrm.users.models import User
 from wxcrm.wechat.keywords import SHANGHAI
@@ -532,22 +532,18 @@ async def _warn_batch(
     )
     users = await session.execute(select(User.id, User.openid).where(User.id.in_(owners)))
     openids: dict[str, str | None] = {str(row[0]): row[1] for row in users}
-    credits: dict[str, int] = {}
     warned = 0
     for customer_id, name, phone, owner_id, last_follow_up, assigned in rows:
         due = _due(settings, last_follow_up, assigned)
         if due <= now or keys[customer_id] in sent_today:
             continue
-        skip_reason = None
-        if not openids.get(owner_id):
-            skip_reason = NO_OPENID
-        elif not spec.template_id:
-            skip_reason = NO_TEMPLATE
-        elif not spec.long_term:
-            if owner_id not in credits:
-                credits[owner_id] = await available_credits(session, owner_id, spec.template_id)
-            if credits[owner_id] < 1:
-                skip_reason = NO_CREDIT
+        skip_reason = await unsendable_reason(
+            session,
+            advisor_id=owner_id,
+            openid=openids.get(owner_id),
+            template_id=spec.template_id,
+            long_term=spec.long_term,
+        )
         queued = await queue_notification(
             session,
             event=WARNING_EVENT,
@@ -568,11 +564,6 @@ async def _warn_batch(
             fold_window=timedelta(days=1),
             skip_reason=skip_reason,
         )
-        if queued.folded:
-            continue
-        if queued.notification.fold_key is None:
-            # The outbox writes skipped rows without their key; it is what says "warned today".
-            queued.notification.fold_key = keys[customer_id]
-            await session.flush()
-        warned += 1
+        if not queued.folded:
+            warned += 1
     return warned

@@ -21,13 +21,7 @@ from wxcrm.miniprogram.models import MiniProgramUser
 from wxcrm.miniprogram.schemas import ActionType, AdvisorSubscribeIn, CustomerActionIn
 from wxcrm.notifications.models import AdvisorSubscription, NotificationStatus
 from wxcrm.notifications.outbox import Channel, queue_notification
-from wxcrm.notifications.subscriptions import (
-    NO_CREDIT,
-    NO_OPENID,
-    NO_TEMPLATE,
-    available_credits,
-    record_decision,
-)
+from wxcrm.notifications.subscriptions import record_decision, unsendable_reason
 from wxcrm.notifications.templates import TemplateName, template
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
@@ -229,13 +223,13 @@ async def _notify_advisor(
         "openid": openid,
         "actionType": action_type.value,
     }
-    skip_reason = None
-    if not advisor.openid:
-        skip_reason = NO_OPENID
-    elif not spec.template_id:
-        skip_reason = NO_TEMPLATE
-    elif not spec.long_term and await available_credits(session, advisor.id, spec.template_id) < 1:
-        skip_reason = NO_CREDIT
+    skip_reason = await unsendable_reason(
+        session,
+        advisor_id=advisor.id,
+        openid=advisor.openid,
+        template_id=spec.template_id,
+        long_term=spec.long_term,
+    )
     window = settings.notify_fold_window_minutes
     queued = await queue_notification(
         session,

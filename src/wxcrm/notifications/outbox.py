@@ -68,6 +68,8 @@ async def queue_notification(
             advisor_id=advisor_id,
             template_id=template_id,
             payload=payload,
+            # Kept so the key records the event; skipped rows are never folded into.
+            fold_key=fold_key,
             status=NotificationStatus.skipped.value,
             skip_reason=skip_reason,
         )

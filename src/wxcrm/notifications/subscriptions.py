@@ -93,6 +93,28 @@ async def zero_credits(session: AsyncSession, advisor_id: str, template_id: str)
     )
 
 
+async def unsendable_reason(
+    session: AsyncSession,
+    *,
+    advisor_id: str,
+    openid: str | None,
+    template_id: str,
+    long_term: bool,
+) -> str | None:
+    """Why a direct message to this advisor cannot be sent now, or None if it can.
+
+    Checked when queueing, so the outbox row says why at once; the worker checks again
+    when it claims the row (credits may have gone meanwhile).
+    """
+    if not openid:
+        return NO_OPENID
+    if not template_id:
+        return NO_TEMPLATE
+    if not long_term and await available_credits(session, advisor_id, template_id) < 1:
+        return NO_CREDIT
+    return None
+
+
 async def available_credits(session: AsyncSession, advisor_id: str, template_id: str) -> int:
     value = await session.scalar(
         select(AdvisorSubscription.credits).where(

@@ -43,9 +43,6 @@ from wxcrm.wechat.errors import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
-SKIP_NO_OPENID = NO_OPENID
-SKIP_NO_TEMPLATE = NO_TEMPLATE
-SKIP_NO_CREDIT = NO_CREDIT
 # How long finished outcomes wait to be written together: batching is what lets one
 # worker record a thousand deliveries a second.
 FLUSH_DELAY_S = 0.02
@@ -292,9 +289,9 @@ class DeliveryWorker:
             spec = template(self.settings, TemplateName(delivery.payload["template"]))
             delivery.template_id = delivery.template_id or spec.template_id
             if not delivery.openid:
-                skipped.append((delivery, SKIP_NO_OPENID))
+                skipped.append((delivery, NO_OPENID))
             elif not delivery.template_id:
-                skipped.append((delivery, SKIP_NO_TEMPLATE))
+                skipped.append((delivery, NO_TEMPLATE))
             elif delivery.template_id in self.settings.wechat_long_term_templates:
                 ready.append(delivery)
             else:
@@ -306,7 +303,7 @@ class DeliveryWorker:
             for delivery in waiting[:granted]:
                 delivery.credit_reserved = True
                 ready.append(delivery)
-            skipped.extend((delivery, SKIP_NO_CREDIT) for delivery in waiting[granted:])
+            skipped.extend((delivery, NO_CREDIT) for delivery in waiting[granted:])
         # Recorded on the rows so that whoever recovers them knows what to give back.
         reserved: dict[str, list[str]] = {}
         for delivery in ready:
