@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field("json", validation_alias="LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
 
+    _signing_key: str | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.env is Environment.development or self.env is Environment.test:
@@ -184,6 +186,12 @@ class Settings(BaseSettings):
         Kept in a file rather than in memory so that every development process (API,
         workers) signs and verifies with the same key.
         """
+        if self._signing_key is None:
+            self._signing_key = self._resolve_signing_key()
+        return self._signing_key
+
+    def _resolve_signing_key(self) -> str:
+        # Resolved once per settings object: every authenticated request asks for it.
         configured = self.secret_key.get_secret_value()
         if configured:
             return configured
