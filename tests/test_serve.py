@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -50,3 +51,25 @@ def test_serve_starts_on_sqlite_with_embedded_defaults(tmp_path: Path) -> None:
     assert "Application shutdown complete" in output
     assert "generated a development key" in output
     assert (tmp_path / "data" / ".secret_key").read_text().strip() not in output
+
+
+def test_migrate_brings_an_empty_database_to_the_newest_schema(tmp_path: Path) -> None:
+    database = tmp_path / "fresh.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "wxcrm", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "newest schema" in result.stdout
+    tables = {
+        row[0]
+        for row in sqlite3.connect(database).execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        )
+    }
+    assert {"users", "customers", "notifications", "wechat_tokens"} <= tables

@@ -77,3 +77,12 @@ def test_development_generates_a_key_once_and_says_so(
 
 def test_default_database_is_sqlite_under_data() -> None:
     assert make().resolved_database_url == "sqlite+aiosqlite:///data/wxcrm.db"
+
+
+def test_the_crm_lists_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUSTOMER_LEAD_SOURCES", '["官网", "转介绍", "地推"]')
+    monkeypatch.setenv("POOL_DAILY_CLAIM_LIMIT", "5")
+    settings = make()
+    assert settings.lead_sources == ["官网", "转介绍", "地推"]
+    assert settings.pool_daily_claim_limit == 5
+    assert "已签约" in settings.contract_statuses  # untouched lists keep the original's
