@@ -96,16 +96,41 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
         await transaction.rollback()
 
 
+@pytest.fixture(autouse=True)
+def _plain_logs() -> Iterator[None]:
+    """Logs rendered plainly: structlog's default renderer takes seconds over the locals
+    of a traceback, and a 500 logs one."""
+    saved = structlog.get_config()
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"]),
+        ],
+        cache_logger_on_first_use=False,
+    )
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.fixture(scope="session")
+def _shared_app(settings: Settings, database: Database) -> FastAPI:
+    """One app per database for the session: making one costs some 50 ms."""
+    return create_app(settings, database=database, run_migrations=False)
+
+
 @pytest.fixture
 def app(
+    _shared_app: FastAPI,
     settings: Settings,
     database: Database,
     session: AsyncSession,
     wechat_http: httpx.AsyncClient,
-) -> FastAPI:
-    application = create_app(settings, database=database, run_migrations=False)
-    # What the lifespan would have made (ASGITransport runs no lifespan).
-    application.state.wechat = WeChatClient.from_settings(wechat_http, database, settings)
+) -> Iterator[FastAPI]:
+    """The app, its requests running in the test's rolled-back session."""
+    # What the lifespan would have made (ASGITransport runs no lifespan); new for each
+    # test, as the simulator is: no token remembered from an earlier one.
+    _shared_app.state.wechat = WeChatClient.from_settings(wechat_http, database, settings)
 
     async def test_session_dependency() -> AsyncIterator[AsyncSession]:
         try:
@@ -119,9 +144,12 @@ def app(
     async def test_read_session() -> AsyncSession:
         return session
 
-    application.dependency_overrides[get_session] = test_session_dependency
-    application.dependency_overrides[get_read_session] = test_read_session
-    return application
+    _shared_app.state.settings = settings
+    _shared_app.dependency_overrides[get_session] = test_session_dependency
+    _shared_app.dependency_overrides[get_read_session] = test_read_session
+    yield _shared_app
+    _shared_app.dependency_overrides.clear()
+    _shared_app.state.settings = settings  # a test may have swapped it
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import structlog
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import ASSIGN_TEMPLATE, TEST_SECRET_KEY
 from tests.factories import DEFAULT_PASSWORD
 from wxcrm.app import create_app
-from wxcrm.core.db import Database, get_read_session, get_session
+from wxcrm.core.db import Database
 from wxcrm.core.models import utcnow
 from wxcrm.core.security import create_token, hash_password
 from wxcrm.core.settings import Settings
@@ -38,57 +37,6 @@ USERNAME_PREFIX = "cust-"
 _serial = itertools.count(1)
 _phones = itertools.count(13_900_000_000)
 _Row = TypeVar("_Row", User, Customer)
-
-
-@pytest.fixture(autouse=True)
-def _plain_logs() -> Iterator[None]:
-    """Logs rendered plainly: structlog's default renderer takes seconds over the locals
-    of a traceback, and a 500 logs one."""
-    saved = structlog.get_config()
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.format_exc_info,
-            structlog.processors.KeyValueRenderer(key_order=["event"]),
-        ],
-        cache_logger_on_first_use=False,
-    )
-    yield
-    structlog.configure(**saved)
-
-
-# -- one app for the whole session: an app's first request costs some 50 ms --------------------
-
-
-@pytest.fixture(scope="session")
-def _shared_app(settings: Settings, database: Database, wechat_http: httpx.AsyncClient) -> FastAPI:
-    application = create_app(settings, database=database, run_migrations=False)
-    application.state.wechat = WeChatClient.from_settings(wechat_http, database, settings)
-    return application
-
-
-@pytest.fixture
-def app(_shared_app: FastAPI, settings: Settings, session: AsyncSession) -> Iterator[FastAPI]:
-    """The root conftest's `app` (requests run in the test's rolled-back session), made once."""
-
-    async def test_session_dependency() -> AsyncIterator[AsyncSession]:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
-
-    async def test_read_session() -> AsyncSession:
-        return session
-
-    _shared_app.state.settings = settings
-    _shared_app.dependency_overrides[get_session] = test_session_dependency
-    _shared_app.dependency_overrides[get_read_session] = test_read_session
-    yield _shared_app
-    _shared_app.dependency_overrides.clear()
-    _shared_app.state.settings = settings
 
 
 # -- staff and customers ------------------------------------------------------------------------
