@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from typing import Any
 
@@ -55,11 +56,12 @@ async def advisor(push_app: FastAPI, session: AsyncSession) -> User:
 
 
 def signed(
-    *, token: str = PUSH_TOKEN, timestamp: int | None = None, **extra: str
+    *, token: str = PUSH_TOKEN, timestamp: int | None = None, nonce: str | None = None, **extra: str
 ) -> dict[str, str]:
-    """The query WeChat adds to a push: signature, timestamp and nonce."""
+    """The query WeChat adds to a push: signature, timestamp and nonce (a new one each time,
+    as WeChat's: a nonce is accepted once)."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
-    nonce = "1234567890"
+    nonce = str(secrets.randbelow(10**10)) if nonce is None else nonce
     joined = "".join(sorted([token, stamp, nonce]))
     return {
         "signature": hashlib.sha1(joined.encode()).hexdigest(),

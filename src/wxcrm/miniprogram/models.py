@@ -1,11 +1,11 @@
-"""What the back end keeps of mini-program users, and the WeChat pushes it has applied."""
+"""What the back end keeps of mini-program users, and the WeChat pushes it has taken."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wxcrm.core.models import Base, IdMixin, utcnow
@@ -36,4 +36,20 @@ class WeChatPushEvent(IdMixin, Base):
     openid: Mapped[str] = mapped_column(String(64), index=True)
     event: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WeChatPushNonce(Base):
+    """The (timestamp, nonce) of a push we took. In plain-text mode WeChat signs these and
+    not the body, so each pair is taken once, whatever body comes with it again.
+
+    Rows are kept only while the signature window could accept their timestamp: each push
+    taken purges the older ones (push_service.claim_nonce).
+    """
+
+    __tablename__ = "wechat_push_nonces"
+
+    # The primary key is the uniqueness a replay meets; timestamp first, for the purge.
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from wxcrm.core.db import SessionDep
-from wxcrm.core.errors import BadRequest, NotFound, Unauthorized
+from wxcrm.core.errors import NotFound, ServiceUnavailable, Unauthorized
 from wxcrm.miniprogram import push_service
+from wxcrm.miniprogram.push_crypto import InvalidEncodingAESKey, PushCipher
+from wxcrm.miniprogram.push_service import PushKeys, PushQuery, VerifiedPush
 from wxcrm.users.deps import SettingsDep
 
 log = structlog.get_logger(__name__)
@@ -23,50 +25,79 @@ ACKNOWLEDGED = "success"
 PLAIN_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
-async def verified_push(
-    settings: SettingsDep,
-    signature: Annotated[str | None, Query(description="WeChat's signature")] = None,
-    timestamp: Annotated[str | None, Query(description="Unix seconds")] = None,
-    nonce: Annotated[str | None, Query()] = None,
-) -> None:
-    """Lets through only requests WeChat signed with WECHAT_PUSH_TOKEN in the last minutes."""
+async def push_keys(settings: SettingsDep) -> PushKeys:
+    """The push's Token, and its EncodingAESKey when safe mode (安全模式) is configured."""
     token = settings.wechat_push_token.get_secret_value()
     if not token:
         raise NotFound("未配置微信消息推送（WECHAT_PUSH_TOKEN）")
+    aes_key = settings.wechat_push_aes_key.get_secret_value()
+    if not aes_key:
+        return PushKeys(token)
     try:
-        push_service.verify_push(token, signature, timestamp, nonce)
-    except Unauthorized:
-        log.warning("wechat push refused", reason="signature or timestamp")
+        return PushKeys(token, PushCipher(aes_key.strip(), settings.wechat_app_id))
+    except InvalidEncodingAESKey as exc:
+        # The reason names the rule broken, never the key.
+        log.error("WECHAT_PUSH_AES_KEY is not an EncodingAESKey", reason=str(exc))
+        raise ServiceUnavailable(
+            "微信消息推送的EncodingAESKey（WECHAT_PUSH_AES_KEY）配置无效"
+        ) from None
+
+
+async def push_query(
+    signature: Annotated[str | None, Query(description="WeChat's signature")] = None,
+    timestamp: Annotated[str | None, Query(description="Unix seconds")] = None,
+    nonce: Annotated[str | None, Query()] = None,
+    msg_signature: Annotated[
+        str | None, Query(description="Safe mode: the signature that covers the ciphertext too")
+    ] = None,
+    encrypt_type: Annotated[str | None, Query(description="`aes` in safe mode")] = None,
+) -> PushQuery:
+    return PushQuery(signature, timestamp, nonce, msg_signature, encrypt_type)
+
+
+PushKeysDep = Annotated[PushKeys, Depends(push_keys)]
+PushQueryDep = Annotated[PushQuery, Depends(push_query)]
+
+
+async def verified_push(request: Request, keys: PushKeysDep, query: PushQueryDep) -> VerifiedPush:
+    """Lets through only requests WeChat signed with WECHAT_PUSH_TOKEN in the last minutes,
+    with their body decrypted in safe mode."""
+    try:
+        return push_service.open_push(keys, query, await request.body())
+    except Unauthorized as exc:
+        log.warning("wechat push refused", reason=exc.message)
         raise
 
 
-# Declared before the session: a refused request never opens a transaction.
-VerifiedPush = Depends(verified_push)
+# Routes take it before the session: a refused request never opens a transaction.
+VerifiedPushDep = Annotated[VerifiedPush, Depends(verified_push)]
 
 
-@router.get("/push", response_class=PlainTextResponse, dependencies=[VerifiedPush])
+@router.get("/push", response_class=PlainTextResponse)
 async def check_push_url(
+    keys: PushKeysDep,
+    query: PushQueryDep,
     echostr: Annotated[str | None, Query(max_length=256)] = None,
 ) -> PlainTextResponse:
-    """WeChat's URL check: echoes `echostr` when the signature is valid."""
-    if not echostr:
-        raise BadRequest("缺少echostr参数")
-    return PlainTextResponse(echostr, headers=PLAIN_HEADERS)
+    """WeChat's URL check: answers `echostr` (decrypted in safe mode) if the signature is valid."""
+    try:
+        answer = push_service.answer_url_check(keys, query, echostr)
+    except Unauthorized as exc:
+        log.warning("wechat push url check refused", reason=exc.message)
+        raise
+    return PlainTextResponse(answer, headers=PLAIN_HEADERS)
 
 
-@router.post("/push", response_class=PlainTextResponse, dependencies=[VerifiedPush])
-async def receive_push(request: Request, session: SessionDep) -> PlainTextResponse:
+@router.post("/push", response_class=PlainTextResponse)
+async def receive_push(push: VerifiedPushDep, session: SessionDep) -> PlainTextResponse:
     """A message or event WeChat pushes; subscription decisions update advisors' credits."""
-    if request.query_params.get("encrypt_type", "raw") != "raw":
-        # Safe mode (安全模式) bodies are encrypted; we are configured for plain text.
-        log.warning("wechat push is encrypted: set the push to plain-text mode (明文模式)")
-    message = push_service.parse_push(await request.body())
-    applied = await push_service.apply_push(session, message)
+    message, applied = await push_service.receive_push(session, push)
     log.info(
         "wechat push",
         msg_type=message.msg_type,
         wechat_event=message.event,
         decisions=len(message.decisions),
         applied=applied,
+        encrypted=push.encrypted,
     )
     return PlainTextResponse(ACKNOWLEDGED)

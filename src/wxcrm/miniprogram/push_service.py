@@ -1,7 +1,12 @@
-"""WeChat's message push (消息推送, plain-text mode): signatures, parsing, subscription events.
+"""WeChat's message push (消息推送): signatures, safe mode, replays, parsing, subscription events.
 
 WeChat tells us here what advisors answered to subscription prompts (SPEC §3.2), so the
 credit ledger follows WeChat rather than the client's report of it.
+
+In plain-text mode (明文模式) WeChat signs the timestamp and nonce but not the body, so a
+captured URL would carry any body: each (timestamp, nonce) is accepted once, recorded in
+the database so that every process sees it. In safe mode (安全模式) the signature covers
+the encrypted body as well, and the body opens only with our EncodingAESKey.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import hmac
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -19,11 +24,13 @@ from xml.etree.ElementTree import Element, ParseError
 import structlog
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.db import insert_ignoring_conflicts
 from wxcrm.core.errors import BadRequest, Unauthorized
-from wxcrm.miniprogram.models import WeChatPushEvent
+from wxcrm.miniprogram.models import WeChatPushEvent, WeChatPushNonce
+from wxcrm.miniprogram.push_crypto import PushCipher, UndecryptablePush
 from wxcrm.notifications.subscriptions import record_decision
 from wxcrm.users.models import Role
 from wxcrm.users.repository import UserRepository
@@ -32,6 +39,9 @@ log = structlog.get_logger(__name__)
 
 # A signed push older or newer than this is refused: a captured request cannot be replayed later.
 MAX_CLOCK_SKEW_SECONDS = 10 * 60
+# Accepted nonces are kept until the window refuses their timestamp anyway; twice the window,
+# so that a process whose clock is behind another's still finds the rows it needs.
+NONCE_RETENTION_SECONDS = 2 * MAX_CLOCK_SKEW_SECONDS
 
 POPUP_EVENT = "subscribe_msg_popup_event"
 CHANGE_EVENT = "subscribe_msg_change_event"
@@ -45,11 +55,16 @@ SUBSCRIPTION_WRAPPERS = {
 MAX_OPENID = 64
 MAX_TEMPLATE_ID = 128
 MAX_DEDUPE_KEY = 200
+# Column width of wechat_push_nonces.nonce; WeChat's nonces are ten digits or so.
+MAX_NONCE = 64
 
 _TIMESTAMP = re.compile(r"[0-9]{1,10}")
 
 BAD_SIGNATURE = "微信消息推送签名无效"
 STALE_TIMESTAMP = "微信消息推送时间戳无效或已过期"
+REPLAYED = "微信消息推送已处理过（时间戳与随机数重复）"
+NOT_ENCRYPTED = "已配置安全模式（WECHAT_PUSH_AES_KEY），不接受未加密的微信消息推送"
+NO_ECHOSTR = "缺少echostr参数"
 MALFORMED = "微信消息推送内容格式错误"
 NO_LIST = "订阅事件缺少模板列表（List）"
 
@@ -58,12 +73,13 @@ class MalformedPush(BadRequest):
     default_message = MALFORMED
 
 
-# -- signature -------------------------------------------------------------------------------
+# -- signature and safe mode ----------------------------------------------------------------
 
 
-def push_signature(token: str, timestamp: str, nonce: str) -> str:
-    """WeChat's signature: sha1 of the token, timestamp and nonce, sorted and joined."""
-    joined = "".join(sorted([token, timestamp, nonce]))
+def push_signature(token: str, timestamp: str, nonce: str, *signed: str) -> str:
+    """WeChat's signature: sha1 of the token, timestamp and nonce (and in safe mode the
+    ciphertext), sorted and joined."""
+    joined = "".join(sorted([token, timestamp, nonce, *signed]))
     return hashlib.sha1(joined.encode("utf-8")).hexdigest()
 
 
@@ -73,12 +89,18 @@ def verify_push(
     timestamp: str | None,
     nonce: str | None,
     *,
+    encrypted: str | None = None,
     now: float | None = None,
-) -> None:
-    """Raise Unauthorized unless WeChat signed this request with our token, recently."""
-    if not signature or not timestamp or not nonce:
+) -> tuple[int, str]:
+    """The timestamp and nonce of a request WeChat signed with our token, recently;
+    Unauthorized otherwise.
+
+    With `encrypted`, `signature` is safe mode's msg_signature, which covers the ciphertext.
+    """
+    if not signature or not timestamp or not nonce or len(nonce) > MAX_NONCE:
         raise Unauthorized(BAD_SIGNATURE)
-    expected = push_signature(token, timestamp, nonce)
+    signed = () if encrypted is None else (encrypted,)
+    expected = push_signature(token, timestamp, nonce, *signed)
     # Bytes: compare_digest refuses non-ASCII str, and a forger chooses the signature.
     if not hmac.compare_digest(expected.encode(), signature.lower().encode("utf-8")):
         raise Unauthorized(BAD_SIGNATURE)
@@ -87,6 +109,112 @@ def verify_push(
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
         raise Unauthorized(STALE_TIMESTAMP)
+    return int(timestamp), nonce
+
+
+@dataclass(frozen=True)
+class PushKeys:
+    """What verifies pushes: the Token, and in safe mode the cipher of the EncodingAESKey."""
+
+    token: str = field(repr=False)
+    cipher: PushCipher | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PushQuery:
+    """The query WeChat adds to the push URL."""
+
+    signature: str | None = None
+    timestamp: str | None = None
+    nonce: str | None = None
+    msg_signature: str | None = None
+    encrypt_type: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedPush:
+    """A push WeChat signed, recently; `body` is its plain text, decrypted in safe mode."""
+
+    timestamp: int
+    nonce: str
+    encrypted: bool
+    body: bytes = field(repr=False)
+
+
+def open_push(
+    keys: PushKeys, query: PushQuery, body: bytes, *, now: float | None = None
+) -> VerifiedPush:
+    """Verify a pushed request and return its plain text; Unauthorized when it is not WeChat's.
+
+    With an EncodingAESKey configured only encrypted pushes are taken (compatible mode's
+    plain copy is ignored): otherwise the signature of a captured safe-mode URL, which does
+    not cover the body, would carry a body of the captor's choosing.
+    """
+    if keys.cipher is None:
+        timestamp, nonce = verify_push(
+            keys.token, query.signature, query.timestamp, query.nonce, now=now
+        )
+        if (query.encrypt_type or "raw").lower() != "raw":
+            # Compatible mode's plain copy still reads; safe mode's body reads as nothing.
+            log.warning("wechat push is encrypted: set WECHAT_PUSH_AES_KEY (安全模式)")
+        return VerifiedPush(timestamp, nonce, encrypted=False, body=body)
+    if (query.encrypt_type or "").lower() != "aes":
+        raise Unauthorized(NOT_ENCRYPTED)
+    encrypted = _encrypted_field(body)
+    timestamp, nonce = verify_push(
+        keys.token, query.msg_signature, query.timestamp, query.nonce, encrypted=encrypted, now=now
+    )
+    return VerifiedPush(timestamp, nonce, encrypted=True, body=_decrypt(keys.cipher, encrypted))
+
+
+def answer_url_check(
+    keys: PushKeys, query: PushQuery, echostr: str | None, *, now: float | None = None
+) -> str:
+    """What WeChat's URL check expects back: `echostr`, decrypted when it came encrypted.
+
+    WeChat's mini-program docs send the check in plain text with `signature` in every mode;
+    a check signed with `msg_signature` carries the echostr encrypted, and gets it decrypted.
+    """
+    if keys.cipher is not None and query.msg_signature is not None:
+        if not echostr:
+            raise BadRequest(NO_ECHOSTR)
+        verify_push(
+            keys.token,
+            query.msg_signature,
+            query.timestamp,
+            query.nonce,
+            encrypted=echostr,
+            now=now,
+        )
+        return _decrypt(keys.cipher, echostr).decode("utf-8", errors="replace")
+    verify_push(keys.token, query.signature, query.timestamp, query.nonce, now=now)
+    if not echostr:
+        raise BadRequest(NO_ECHOSTR)
+    return echostr
+
+
+def _encrypted_field(body: bytes) -> str:
+    """The `Encrypt` of a safe-mode body; a body without one cannot be verified at all."""
+    try:
+        document = _load(body)
+    except MalformedPush:
+        raise Unauthorized(BAD_SIGNATURE) from None
+    if isinstance(document, dict):
+        encrypted = _text(document.get("Encrypt"))
+    else:
+        encrypted = _text(document.findtext("Encrypt"))
+    if not encrypted:
+        raise Unauthorized(BAD_SIGNATURE)
+    return encrypted
+
+
+def _decrypt(cipher: PushCipher, encrypted: str) -> bytes:
+    try:
+        return cipher.decrypt(encrypted)
+    except UndecryptablePush as exc:
+        # Signed with our token yet not ours to open: the key or the AppID is not this app's.
+        log.warning("wechat push not decryptable", step=str(exc))
+        raise Unauthorized(BAD_SIGNATURE) from None
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -122,19 +250,39 @@ class PushMessage:
 
 def parse_push(body: bytes) -> PushMessage:
     """A pushed body in either data format WeChat offers: JSON objects, XML otherwise."""
+    document = _load(body)
+    if isinstance(document, dict):
+        return _parse_json(document)
+    return _parse_xml(document)
+
+
+def _load(body: bytes) -> dict[str, Any] | Element:
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"{"):
-        return _parse_json(stripped)
-    return _parse_xml(stripped)
+        return _load_json(stripped)
+    return _load_xml(stripped)
 
 
-def _parse_json(body: bytes) -> PushMessage:
+def _load_json(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedPush("微信消息推送内容不是合法的JSON") from exc
     if not isinstance(document, dict):
         raise MalformedPush("微信消息推送内容必须是JSON对象")
+    return document
+
+
+def _load_xml(body: bytes) -> Element:
+    try:
+        # WeChat's messages carry no DTD; one here can only be an attack (entity expansion).
+        root: Element = parse_xml(body, forbid_dtd=True)
+    except (ParseError, DefusedXmlException, ValueError) as exc:
+        raise MalformedPush("微信消息推送内容不是合法的XML") from exc
+    return root
+
+
+def _parse_json(document: dict[str, Any]) -> PushMessage:
     msg_type, event = _text(document.get("MsgType")), _text(document.get("Event"))
     openid = _text(document.get("FromUserName"))
     if event not in SUBSCRIPTION_WRAPPERS:
@@ -165,12 +313,7 @@ def _json_items(container: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _parse_xml(body: bytes) -> PushMessage:
-    try:
-        # WeChat's messages carry no DTD; one here can only be an attack (entity expansion).
-        root: Element = parse_xml(body, forbid_dtd=True)
-    except (ParseError, DefusedXmlException, ValueError) as exc:
-        raise MalformedPush("微信消息推送内容不是合法的XML") from exc
+def _parse_xml(root: Element) -> PushMessage:
     msg_type, event = _text(root.findtext("MsgType")), _text(root.findtext("Event"))
     openid = _text(root.findtext("FromUserName"))
     if event not in SUBSCRIPTION_WRAPPERS:
@@ -230,6 +373,48 @@ def dedupe_key(message: PushMessage, decision: Decision) -> str:
         return key
     # Only a template id far longer than WeChat's (43 characters) gets here.
     return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+async def receive_push(
+    session: AsyncSession, push: VerifiedPush, *, now: float | None = None
+) -> tuple[PushMessage, int]:
+    """Take a verified push once: its message, and how many decisions were new and applied.
+
+    The nonce is recorded in the transaction that applies the push: a push refused for its
+    body leaves nothing behind, and one that commits cannot be taken again by any process.
+    The body is read first, so a malformed one is refused without a write.
+    """
+    message = parse_push(push.body)
+    if not await claim_nonce(session, push.timestamp, push.nonce, now=now):
+        log.warning("wechat push refused", reason="replayed", timestamp=push.timestamp)
+        raise Unauthorized(REPLAYED)
+    return message, await apply_push(session, message)
+
+
+async def claim_nonce(
+    session: AsyncSession, timestamp: int, nonce: str, *, now: float | None = None
+) -> bool:
+    """Record a push's (timestamp, nonce); False when some request already recorded it.
+
+    ON CONFLICT DO NOTHING: of two requests racing with one pair, the second waits for the
+    first's transaction and then finds the row (PostgreSQL), or runs after it (SQLite).
+    """
+    inserted = await session.execute(
+        insert_ignoring_conflicts(
+            session, WeChatPushNonce, {"timestamp": timestamp, "nonce": nonce}
+        ).returning(WeChatPushNonce.nonce)
+    )
+    if inserted.scalar_one_or_none() is None:
+        return False
+    # Purged here rather than by a job: pushes are few, and the primary key (timestamp
+    # first) finds the expired rows.
+    current = time.time() if now is None else now
+    await session.execute(
+        delete(WeChatPushNonce)
+        .where(WeChatPushNonce.timestamp < int(current) - NONCE_RETENTION_SECONDS)
+        .execution_options(synchronize_session=False)
+    )
+    return True
 
 
 async def apply_push(session: AsyncSession, message: PushMessage) -> int:
