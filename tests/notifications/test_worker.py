@@ -269,18 +269,20 @@ async def test_a_value_that_cannot_be_fitted_fails_without_sending(
 ) -> None:
     advisor = await make_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 1)
+    payload = action_payload(1)
+    payload["values"]["time"] = "明天"  # no time at all: nothing true can stand in for it
     async with committed.writer() as session:
         await queue_notification(
             session,
             event="customer_action",
             channel=Channel.direct,
             advisor_id=advisor.id,
-            payload=action_payload(1, customer_name="   "),
+            payload=payload,
         )
         await session.commit()
     await worker.run_until_idle()
     [row] = await rows(committed)
-    assert row.status == "failed" and "thing7" in (row.last_errmsg or "")
+    assert row.status == "failed" and "time2" in (row.last_errmsg or "")
     assert await sim_control.messages() == []
     assert await credits(committed, advisor) == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -43,6 +44,12 @@ def default_name(phone: str) -> str:
     return f"微信客户{phone[-4:]}"
 
 
+def _shows_something(name: str) -> bool:
+    # Zero-width and other format or control characters print nothing: a name made only of
+    # them (and spaces) is no name, and would be an invisible row in the console.
+    return any(not ch.isspace() and unicodedata.category(ch)[0] != "C" for ch in name)
+
+
 def new_customer_number() -> str:
     return f"CUS{secrets.randbelow(10**11):011d}"
 
@@ -75,7 +82,7 @@ async def create_or_link_lead(
             .values(
                 id=new_id(),
                 customer_no=new_customer_number(),
-                name=name or default_name(phone),
+                name=name if name and _shows_something(name) else default_name(phone),
                 phone=phone,
                 phone_verified=verified,
                 wechat_id=openid,

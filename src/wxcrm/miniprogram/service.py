@@ -35,6 +35,12 @@ TITLES: dict[ActionType, tuple[str, str]] = {
     ActionType.contact_advisor: ("新客户想要联系您", "客户想要联系您"),
     ActionType.book_service: ("新客户预约了您的服务", "客户预约了您的服务"),
 }
+# What a message says in place of a customer's own details, when the advisor may not see them
+# (another advisor's customer or the pool's) or there is no customer at all.
+HIDDEN_PHONE = "已隐藏"
+NO_PHONE = "未留电话"
+ANONYMOUS_NAME = "微信客户"
+CUSTOMER_PAGE = "pages/customer/detail"
 ACTION_NAMES = {
     ActionType.view_resume: "查看顾问简历",
     ActionType.contact_advisor: "联系顾问",
@@ -119,6 +125,8 @@ async def save_subscription(
 @dataclass(frozen=True)
 class RecordedAction:
     action: CustomerAction
+    # The customer the action was recorded against, when this WeChat user may see it (see
+    # `_is_theirs`); None otherwise, even though the action is linked to it.
     customer: Customer | None
     created: bool
 
@@ -136,15 +144,32 @@ async def record_customer_action(
     if advisor is None or advisor.role != Role.advisor.value or not advisor.is_active:
         raise ValidationFailed.on_field("advisorId", "顾问不存在或已停用")
 
-    lead = await _lead_for(session, openid=openid, advisor=advisor, body=body)
+    verified_phone = await session.scalar(
+        select(MiniProgramUser.verified_phone).where(MiniProgramUser.openid == openid)
+    )
+    lead = await _lead_for(
+        session, openid=openid, advisor=advisor, body=body, verified_phone=verified_phone
+    )
     customer = lead.customer if lead else None
     created = bool(lead and lead.created)
     if customer is None and body.customer_record_id:
         customer = await _own_customer_record(session, body.customer_record_id, openid)
+    # Anyone can type anyone's phone number: the action still belongs with that customer,
+    # but the customer's record goes back only to the WeChat user who is that customer, and
+    # its name and phone only to the advisor who owns it (a new lead is that advisor's).
+    theirs = customer is not None and (created or _is_theirs(customer, openid, verified_phone))
+    shown_to_advisor = customer is not None and (created or customer.owner_id == advisor.id)
 
     # The message first, so the action is written once, already saying whether it notified.
     notified = await _notify_advisor(
-        session, settings, advisor, openid, body.action_type, customer, created
+        session,
+        settings,
+        advisor,
+        openid,
+        body.action_type,
+        customer,
+        created=created,
+        shown=shown_to_advisor,
     )
     action = CustomerAction(
         openid=openid,
@@ -161,16 +186,26 @@ async def record_customer_action(
     )
     session.add(action)
     await session.flush()
-    return RecordedAction(action, customer, created)
+    return RecordedAction(action, customer if theirs else None, created)
+
+
+def _is_theirs(customer: Customer, openid: str, verified_phone: str | None) -> bool:
+    """Whether this WeChat user is the customer: its lead was made by this openid (the lead
+    keeps it as `wechat_id`), or WeChat verified to this openid the customer's phone."""
+    return customer.wechat_id == openid or (
+        verified_phone is not None and customer.phone == verified_phone
+    )
 
 
 async def _lead_for(
-    session: AsyncSession, *, openid: str, advisor: User, body: CustomerActionIn
+    session: AsyncSession,
+    *,
+    openid: str,
+    advisor: User,
+    body: CustomerActionIn,
+    verified_phone: str | None,
 ) -> Lead | None:
     typed = normalize_phone(body.customer_phone) if body.customer_phone else None
-    verified_phone = await session.scalar(
-        select(MiniProgramUser.verified_phone).where(MiniProgramUser.openid == openid)
-    )
     # A number WeChat verified stands in for a typed one, and vouches for an equal one.
     phone = typed or verified_phone
     if phone is None:
@@ -202,24 +237,36 @@ async def _notify_advisor(
     openid: str,
     action_type: ActionType,
     customer: Customer | None,
+    *,
     created: bool,
+    shown: bool,
 ) -> bool:
     """Queue the advisor's message in this transaction; False when none can be sent.
+
+    The customer's name and phone are in it only when `shown`; otherwise it says that a
+    customer acted and no more, and opens no customer's page.
 
     Repeated actions of one customer towards one advisor inside the fold window make one
     message. When nothing can be sent the row is written skipped, saying why.
     """
     spec = template(settings, TemplateName.customer_action)
     new_title, known_title = TITLES[action_type]
+    if customer is not None and shown:
+        phone, name = customer.phone, customer.name
+        page = f"{CUSTOMER_PAGE}?id={customer.id}"
+    else:
+        # No page of a customer the advisor could not open anyway.
+        phone = HIDDEN_PHONE if customer is not None else NO_PHONE
+        name, page = ANONYMOUS_NAME, CUSTOMER_PAGE
     payload: dict[str, Any] = {
         "template": spec.name.value,
         "values": {
             "title": new_title if created else known_title,
             "time": utcnow().isoformat(),
-            "phone": customer.phone if customer else "未留电话",
-            "customer_name": customer.name if customer else "微信客户",
+            "phone": phone,
+            "customer_name": name,
         },
-        "page": f"pages/customer/detail?id={customer.id}" if customer else "pages/customer/detail",
+        "page": page,
         "openid": openid,
         "actionType": action_type.value,
     }

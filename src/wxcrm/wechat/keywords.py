@@ -4,6 +4,12 @@ A subscribe message's field key starts with its keyword type (`thing1`, `time2`,
 WeChat checks each value against that type's rule (wechat-api.md §3.1, SPEC §5.3). Values come
 from customers and staff, so they are cleaned, converted and cut here before a message is queued;
 where no honest value of the type can be made, `UnfittableValue` says so instead.
+
+A value of which nothing is left once fitted (an emoji-only or zero-width name, a "phone" with
+no digit) must not cost the message: WeChat refuses an empty value (47003) and the row would
+fail for good. Types with a neutral value show it instead (`PLACEHOLDER`), and a blank time
+is the moment of fitting. Types where any stand-in would state something false (a number, an
+amount, a plate, letters, an enum) still refuse.
 """
 
 from __future__ import annotations
@@ -66,6 +72,12 @@ AMOUNT_DIGITS_MAX = 10
 PHONE_NUMBER_MAX = 17
 CAR_NUMBER_MAX = 8
 ELLIPSIS = "…"
+
+# What a keyword shows when its value fits to nothing. "-" is how a Chinese form marks an
+# empty field, and what the cloud function sends for a blank value; it is a symbol, so it
+# suits every type that takes symbols. A phrase takes only Chinese characters: "无" (none).
+PLACEHOLDER = "-"
+PHRASE_PLACEHOLDER = "无"
 
 _KEY = re.compile(r"([a-z_]+)([0-9]+)")
 
@@ -220,13 +232,17 @@ def _required(text: str, key: str, what: str = "有效内容") -> str:
     return text
 
 
+def _or_placeholder(text: str, placeholder: str = PLACEHOLDER) -> str:
+    return text or placeholder
+
+
 # ---------------------------------------------------------------------------------------------
 # Free text: thing, name, phrase, enum
 # ---------------------------------------------------------------------------------------------
 
 
 def _fit_thing(value: object, key: str, tz: tzinfo) -> str:
-    return _cut(_required(_text(value, key, tz), key), THING_MAX)
+    return _cut(_or_placeholder(_text(value, key, tz)), THING_MAX)
 
 
 def _fit_name(value: object, key: str, tz: tzinfo) -> str:
@@ -234,7 +250,7 @@ def _fit_name(value: object, key: str, tz: tzinfo) -> str:
     # are read safely as ASCII ones, so accents are folded away (Zoë → Zoe) and other
     # scripts dropped.
     text = "".join(_name_char(ch) for ch in _text(value, key, tz))
-    text = _required(_clean(text), key)
+    text = _or_placeholder(_clean(text))
     # Mixed Chinese and Latin counts as Chinese.
     limit = NAME_CHINESE_MAX if any(_is_han(ch) for ch in text) else NAME_LATIN_MAX
     return _cut(text, limit)
@@ -251,7 +267,7 @@ def _name_char(ch: str) -> str:
 def _fit_phrase(value: object, key: str, tz: tzinfo) -> str:
     han = "".join(ch for ch in _text(value, key, tz) if _is_han(ch))
     # An ellipsis is not a Chinese character, so the cut is silent.
-    return _required(han, key, "汉字")[:PHRASE_MAX]
+    return _or_placeholder(han, PHRASE_PLACEHOLDER)[:PHRASE_MAX]
 
 
 def _fit_enum(value: object, key: str, tz: tzinfo, allowed: Collection[str] | None) -> str:
@@ -274,13 +290,13 @@ def _fit_letter(value: object, key: str, tz: tzinfo) -> str:
 
 def _fit_symbol(value: object, key: str, tz: tzinfo) -> str:
     symbols = "".join(ch for ch in _text(value, key, tz) if unicodedata.category(ch)[0] in "PS")
-    return _required(symbols, key, "符号")[:SYMBOL_MAX]
+    return _or_placeholder(symbols)[:SYMBOL_MAX]
 
 
 def _fit_character_string(value: object, key: str, tz: tzinfo) -> str:
     text = _ascii_fold(_text(value, key, tz))
     kept = "".join(ch for ch in text if ch in _ASCII_PRINTABLE)
-    return _required(kept, key, "字母、数字或英文符号")[:CHARACTER_STRING_MAX]
+    return _or_placeholder(kept)[:CHARACTER_STRING_MAX]
 
 
 def _fit_phone_number(value: object, key: str, tz: tzinfo) -> str:
@@ -290,9 +306,8 @@ def _fit_phone_number(value: object, key: str, tz: tzinfo) -> str:
             value = int(number)  # 13800138000.0 is 13800138000, not 138001380000
     text = _ascii_fold(_text(value, key, tz))
     phone = "".join(ch for ch in text if ch in _PHONE_CHARS)[:PHONE_NUMBER_MAX]
-    if not any(ch in _ASCII_DIGITS for ch in phone):
-        raise UnfittableValue(key, "电话号码不含数字")
-    return phone
+    # Brackets and dashes without a digit are no number: the placeholder says so plainly.
+    return phone if any(ch in _ASCII_DIGITS for ch in phone) else PLACEHOLDER
 
 
 def _fit_car_number(value: object, key: str, tz: tzinfo) -> str:
@@ -613,7 +628,10 @@ def _fit_temporal(value: object, kind: KeywordType, key: str, tz: tzinfo) -> str
         return _format_temporal(value, kind, key)
     text = _ascii_fold(_text(value, key, tz))
     if not text:
-        raise UnfittableValue(key, "值为空")
+        # No time given is read as "now", as the cloud function reads it: a notification's
+        # time is when it happened, and the message goes out moments after. Text that is
+        # there but no time at all ("明天") is still refused: a guess would mislead.
+        return _format_temporal(datetime.now(tz), kind, key)
     parsed = _parse_iso(text, key, tz)
     if parsed is not None:
         return _format_temporal(parsed, kind, key)
@@ -636,6 +654,9 @@ def fit_value(
     allowed: Collection[str] | None = None,
 ) -> str:
     """A string WeChat accepts for `kind`, made from any value, or UnfittableValue.
+
+    Nothing left after fitting gives the type's placeholder where it has one (`-`, a phrase
+    `无`; a blank time or date is now); a number, amount, plate, letters or enum is refused.
 
     Aware datetimes are shown in `tz`, naive ones are taken as already in it. `allowed`, when
     given, is the set an `enum` value must belong to.
