@@ -84,6 +84,10 @@ def new_phone(n: int) -> str:
     return f"139{n:08d}"  # never seeded: 139… against the seeded 138…
 
 
+def customer_address(n: int) -> str:
+    return f"198.18.{n // 256 % 256}.{n % 256}"  # RFC 2544's benchmarking range
+
+
 @dataclass(frozen=True)
 class ActionRequests:
     """The i-th action request: the mix above, spread over openids, advisors and types."""
@@ -121,6 +125,9 @@ class ActionRequests:
                 "Authorization": f"Bearer {self.tokens[n]}",
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
+                # Customers reach us through a reverse proxy (TRUSTED_PROXIES): each phone
+                # has its own address, from the range set aside for benchmarks.
+                "X-Forwarded-For": customer_address(n),
             },
             json.dumps(body, ensure_ascii=False).encode(),
         )
@@ -181,7 +188,11 @@ async def prepare(url: str) -> list[tuple[str, str]]:
 
 @contextmanager
 def server(
-    url: str, sim_url: str, log: Path, profile: Path | None
+    url: str,
+    sim_url: str,
+    log: Path,
+    profile: Path | None,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`wxcrm serve` in a process of its own, its output kept in `log` to look at after."""
     port = free_port()
@@ -198,6 +209,8 @@ def server(
         "WECHAT_APP_SECRET": SIM_SECRET,
         "WECHAT_TEMPLATE_CUSTOMER_ACTION": TEMPLATE,
         "LOG_LEVEL": "WARNING",
+        "TRUSTED_PROXIES": '["127.0.0.1"]',
+        **(extra or {}),
     }
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)

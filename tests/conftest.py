@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.app import create_app
-from wxcrm.core.db import Database, get_read_session, get_session
+from wxcrm.core.db import Database, ShortReads, get_session, get_short_reads
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Environment, Settings
 from wxcrm.wechat.client import WeChatClient
@@ -120,13 +121,13 @@ def _shared_app(settings: Settings, database: Database) -> FastAPI:
 
 
 @pytest.fixture
-def app(
+async def app(
     _shared_app: FastAPI,
     settings: Settings,
     database: Database,
     session: AsyncSession,
     wechat_http: httpx.AsyncClient,
-) -> Iterator[FastAPI]:
+) -> AsyncIterator[FastAPI]:
     """The app, its requests running in the test's rolled-back session."""
     # What the lifespan would have made (ASGITransport runs no lifespan); new for each
     # test, as the simulator is: no token remembered from an earlier one.
@@ -141,12 +142,13 @@ def app(
         else:
             await session.commit()
 
-    async def test_read_session() -> AsyncSession:
-        return session
+    async def test_short_reads() -> ShortReads:
+        return lambda: nullcontext(session)
 
     _shared_app.state.settings = settings
+    await _shared_app.state.rate_limiter.reset()  # each test starts with no counts
     _shared_app.dependency_overrides[get_session] = test_session_dependency
-    _shared_app.dependency_overrides[get_read_session] = test_read_session
+    _shared_app.dependency_overrides[get_short_reads] = test_short_reads
     yield _shared_app
     _shared_app.dependency_overrides.clear()
     _shared_app.state.settings = settings  # a test may have swapped it

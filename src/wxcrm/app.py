@@ -8,12 +8,19 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from wxcrm import __version__
 from wxcrm.core.db import Database
 from wxcrm.core.errors import install_error_handlers
-from wxcrm.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from wxcrm.core.middleware import (
+    BodySizeLimitMiddleware,
+    RefuseNulMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from wxcrm.core.migrations import migrate
+from wxcrm.core.ratelimit import RateLimiter
 from wxcrm.core.settings import Settings, get_settings
 from wxcrm.customers.pool import router as pool_router
 from wxcrm.customers.router import router as customers_router
@@ -86,17 +93,32 @@ def create_app(
         version=__version__,
         summary="CRM back end for the WeChat mini program of a domestic-services company",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
-    app.state.database = database or Database.from_url(
-        settings.resolved_database_url, echo=settings.database_echo
-    )
+    app.state.database = database or Database.from_settings(settings)
+    app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
+    # Outermost last: request id, then headers, CORS, body size, and NUL refusal innermost
+    # (it reads bodies whose size is already bounded).
+    app.add_middleware(RefuseNulMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         overrides={"/api/customers/import": 10 * 1024 * 1024},
     )
+    if settings.cors_allow_origins:
+        # Bearer tokens, not cookies, authenticate cross-origin callers: no credentials.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)

@@ -10,7 +10,7 @@ import typer
 import uvicorn
 
 from wxcrm.core.db import Database
-from wxcrm.core.errors import Conflict
+from wxcrm.core.errors import Conflict, NotFound
 from wxcrm.core.logging import configure_logging
 from wxcrm.core.migrations import migrate as run_migrations
 from wxcrm.core.settings import get_settings
@@ -41,7 +41,14 @@ def serve(
     _setup_logging()
     from wxcrm.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,  # no banner naming the server and its version
+    )
 
 
 @app.command()
@@ -52,7 +59,7 @@ def worker() -> None:
 
     async def run() -> None:
         settings = get_settings()
-        database = Database.from_url(settings.resolved_database_url)
+        database = Database.from_settings(settings)
         try:
             await run_migrations(database.engine)
             async with wechat_http_client(settings.worker_concurrency + 16) as http:
@@ -103,7 +110,7 @@ def migrate() -> None:
     _setup_logging()
 
     async def run() -> None:
-        database = Database.from_url(get_settings().resolved_database_url)
+        database = Database.from_settings(get_settings())
         try:
             await run_migrations(database.engine)
         finally:
@@ -127,7 +134,7 @@ def create_user(
         raise typer.Exit(2)
 
     async def run() -> str:
-        database = Database.from_url(get_settings().resolved_database_url)
+        database = Database.from_settings(get_settings())
         try:
             await run_migrations(database.engine)
             async with database.writer() as session:
@@ -145,3 +152,36 @@ def create_user(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"created {role.value} {username} ({user_id})")
+
+
+def _set_active(username: str, *, active: bool) -> None:
+    _setup_logging()
+
+    async def run() -> None:
+        database = Database.from_settings(get_settings())
+        try:
+            await run_migrations(database.engine)
+            async with database.writer() as session:
+                await users_service.set_active(session, username, active=active)
+                await session.commit()
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(run())
+    except NotFound as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{'enabled' if active else 'disabled'} {username}")
+
+
+@users_app.command("disable")
+def disable_user(username: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Disable a staff account: it can no longer log in, and its tokens stop working now."""
+    _set_active(username, active=False)
+
+
+@users_app.command("enable")
+def enable_user(username: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Re-enable a disabled staff account."""
+    _set_active(username, active=True)

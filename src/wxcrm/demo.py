@@ -291,7 +291,7 @@ class DemoState:
 
 async def prepare(settings: Settings, sim_url: str) -> DemoState:
     """Migrate, seed once, and give the (fresh) simulator what it must know at every start."""
-    database = Database.from_url(settings.resolved_database_url)
+    database = Database.from_settings(settings)
     try:
         await migrate(database.engine)
         settings.signing_key()
@@ -413,7 +413,9 @@ async def _serve(
     if stop.requested:
         return 0
     app = create_app(settings, run_migrations=False)  # prepare() has just migrated
-    server = stop.server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    server = stop.server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, server_header=False)
+    )
 
     async def serve() -> int:
         try:

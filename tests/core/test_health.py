@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
 from tests.conftest import assert_error
 from wxcrm.app import create_app
 from wxcrm.core.db import Database
+from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Settings
 from wxcrm.wechat.client import WeChatClient
 
@@ -34,3 +37,22 @@ async def test_health_is_503_when_the_database_is_unreachable(
         login = await client.post("/api/auth/login", json={"username": "a", "password": "b"})
         assert_error(login, 503, "SERVICE_UNAVAILABLE")
     await unreachable.dispose()
+
+
+async def test_health_is_503_when_the_database_answers_but_refuses_writes(
+    settings: Settings, wechat_http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # A database that still answers SELECT 1 but takes no write: health must not say ok.
+    writable = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'wxcrm.db'}")
+    await migrate(writable.engine)
+    await writable.dispose()
+    read_only = Database.from_url(
+        f"sqlite+aiosqlite:///file:{tmp_path / 'wxcrm.db'}?mode=ro&uri=true"
+    )
+    app = create_app(settings, database=read_only, run_migrations=False)
+    app.state.wechat = WeChatClient.from_settings(wechat_http, read_only, settings)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        body = assert_error(await client.get("/api/health"), 503, "SERVICE_UNAVAILABLE")
+        assert body["error"]["details"]["database"] == "down"
+    await read_only.dispose()

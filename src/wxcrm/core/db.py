@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
+from wxcrm.core.settings import Settings
+
 # Seconds a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option that makes a SQLite transaction take the write lock at BEGIN.
@@ -28,41 +32,98 @@ SQLITE_IMMEDIATE = "wxcrm_sqlite_immediate"
 _HOLDS_GATE = "wxcrm_holds_write_gate"
 
 
+# SQLite's words for a connection that can no longer write, whatever the file does next:
+# one opened while the file was read-only stays read-only for good.
+_SQLITE_BROKEN_CONNECTION = ("readonly database", "disk i/o error", "unable to open database")
+_FILE_IDENTITY = "wxcrm_sqlite_file_identity"
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """How many connections one process keeps, and how long a request waits for one.
+
+    Every request holds at most one connection at a time; when all are busy a request
+    waits `timeout` seconds and then answers 503, never hangs.
+    """
+
+    size: int = 10
+    max_overflow: int = 10
+    timeout: float = 5.0
+
+
 def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str | URL, *, echo: bool = False, pool: PoolLimits | None = None, **kwargs: Any
+) -> AsyncEngine:
+    pool = pool or PoolLimits()
+    if not is_sqlite(url) or make_url(url).database not in (None, "", ":memory:"):
+        kwargs.setdefault("pool_size", pool.size)
+        kwargs.setdefault("max_overflow", pool.max_overflow)
+        kwargs.setdefault("pool_timeout", pool.timeout)
     if not is_sqlite(url):
         # asyncpg prepares statements, and after five runs PostgreSQL may switch to a generic
         # plan that ignores the values: for a phone-prefix search that meant a full scan.
         kwargs.setdefault(
             "connect_args", {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
         )
-        kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 20)
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(url, echo=echo, **kwargs)
 
-    database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_file(url)
+    if path is not None:
+        _create_private_file(path)
+        # mode=rw: a connection never creates the file. Were it deleted under a running
+        # process, new connections then fail loudly instead of writing to a new empty file.
+        url = make_url(url).set(database=f"file:{path}", query={"uri": "true", "mode": "rw"})
     engine = create_async_engine(url, echo=echo, **kwargs)
-    _configure_sqlite(engine)
+    _configure_sqlite(engine, path)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _sqlite_file(url: str | URL) -> Path | None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).resolve()
+
+
+def _create_private_file(path: Path) -> None:
+    """The database's folder (0700) and file (0600): customers' phones are in it."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(descriptor)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return (status.st_dev, status.st_ino)
+
+
+def _configure_sqlite(engine: AsyncEngine, path: Path | None) -> None:
     """WAL, foreign keys, a busy timeout, and transactions that SQLite runs correctly.
 
     pysqlite's own transaction handling breaks SAVEPOINTs, so we turn it off and emit
     BEGIN ourselves. Writing transactions begin IMMEDIATE: taking the write lock up front
     lets the busy timeout queue writers, where a deferred transaction that upgrades to a
     writer would fail at once with SQLITE_BUSY. Reads stay deferred and concurrent (WAL).
+
+    A connection that SQLite left unable to write (opened while the file was read-only,
+    or whose file has gone) is thrown away rather than pooled, and a pooled connection
+    whose file was deleted or replaced is never handed out again: it would write to a
+    file nobody else reads.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        if path is not None:
+            record.info[_FILE_IDENTITY] = _file_identity(path)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -96,7 +157,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "commit")
     @event.listens_for(engine.sync_engine, "rollback")
     def _on_end(connection: Any) -> None:
-        _let_go(connection.info)
+        if not connection.invalidated:  # an invalidated one let go when it was invalidated
+            _let_go(connection.info)
 
     # Whatever ends a connection's use ends its turn, should no commit or rollback say so.
     @event.listens_for(engine.sync_engine.pool, "reset")
@@ -106,6 +168,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine.pool, "invalidate")
     def _on_invalidate(_dbapi: Any, record: Any, _exception: Any) -> None:
         _let_go(record.info)
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        message = str(context.original_exception).lower()
+        if any(words in message for words in _SQLITE_BROKEN_CONNECTION):
+            context.is_disconnect = True
+
+    if path is not None:
+
+        @event.listens_for(engine.sync_engine.pool, "checkout")
+        def _on_checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+            if record.info.get(_FILE_IDENTITY) != _file_identity(path):
+                # The pool discards this connection and opens another, which (mode=rw)
+                # fails if the file is gone: an error the caller sees, not a lost write.
+                raise exc.DisconnectionError("the database file was deleted or replaced")
 
 
 @dataclass(frozen=True)
@@ -117,9 +194,18 @@ class Database:
     writer: async_sessionmaker[AsyncSession]
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Database:
-        engine = create_engine(url, echo=echo)
+    def from_url(cls, url: str, *, echo: bool = False, pool: PoolLimits | None = None) -> Database:
+        engine = create_engine(url, echo=echo, pool=pool)
         return cls.from_engine(engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        pool = PoolLimits(
+            size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout=settings.database_pool_timeout,
+        )
+        return cls.from_url(settings.resolved_database_url, echo=settings.database_echo, pool=pool)
 
     @classmethod
     def from_engine(cls, engine: AsyncEngine) -> Database:
@@ -141,6 +227,11 @@ class Database:
 def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
+
+
+async def database_dependency(request: Request) -> Database:
+    # async: FastAPI runs a plain function dependency in its thread pool.
+    return get_database(request)
 
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -165,15 +256,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A short read-only session beside the request's own (for looking up who calls)."""
-    async with get_database(request).reader() as session:
-        yield session
+ShortReads = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+async def get_short_reads(request: Request) -> ShortReads:
+    """Opens short read sessions, each closed (its connection back in the pool) at once.
+
+    For looking up who calls before the request's own session takes a connection: a
+    lookup session held open for the whole request would make every request hold two
+    pooled connections, and twenty concurrent requests then wait on each other for good.
+    (async: FastAPI would run a plain function in its thread pool.)
+    """
+    return get_database(request).reader
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
-DatabaseDep = Annotated[Database, Depends(get_database)]
+ShortReadsDep = Annotated[ShortReads, Depends(get_short_reads)]
+DatabaseDep = Annotated[Database, Depends(database_dependency)]
 
 
 def dialect_insert(session: AsyncSession, model: type[Any]) -> Any:

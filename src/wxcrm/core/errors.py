@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wxcrm.core.envelope import error_response
@@ -205,6 +206,15 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     return error_response(503, "数据库暂不可用，请稍后再试", "SERVICE_UNAVAILABLE")
 
 
+async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+    # Every connection of this process is in use: answer at once and let the client retry,
+    # rather than queue requests that would only time out later.
+    log.warning("database pool exhausted", path=request.url.path)
+    return error_response(
+        503, "服务繁忙，请稍后再试", "SERVICE_UNAVAILABLE", headers={"Retry-After": "1"}
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
     # This handler runs outside the request-id middleware, so it sets the header itself.
@@ -219,4 +229,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(ConnectionRefusedError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)
     app.add_exception_handler(Exception, _unexpected)

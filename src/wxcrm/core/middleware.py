@@ -1,10 +1,14 @@
-"""Pure ASGI middleware: request ids with an access log line, and body size limits."""
+"""Pure ASGI middleware: request ids with an access log line, body size limits, NUL
+characters refused at the door, and the headers every answer carries."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
+from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 import structlog
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -125,3 +129,129 @@ class BodySizeLimitMiddleware:
             413, f"请求体过大，最大允许 {limit} 字节", "PAYLOAD_TOO_LARGE", {"maxBytes": limit}
         )
         await response(scope, receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """`nosniff` on every answer; `no-store` on the API's, which carry customers' data."""
+
+    def __init__(self, app: ASGIApp, api_prefix: str = "/api") -> None:
+        self.app = app
+        self.api_prefix = api_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        no_store = scope["path"].startswith(self.api_prefix)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if no_store and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# A JSON string escape of U+0000: a backslash that is not itself escaped, then u0000.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_NUL_MESSAGE = "不能包含空字符（\\u0000）"
+_SCANNED_BODIES = (b"application/json", b"application/x-www-form-urlencoded")
+
+
+class RefuseNulMiddleware:
+    """Refuses a NUL character anywhere in the path, the query or a JSON or form body.
+
+    PostgreSQL cannot store U+0000 in text, and no field of ours has a use for it:
+    refusing it here, once, covers every string field and parameter, present and future.
+    Binary uploads (multipart) are left to the code that reads them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        field = _nul_in_url(scope)
+        if field is not None:
+            await _refuse_nul(scope, receive, send, field)
+            return
+        content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
+        if not content_type.startswith(_SCANNED_BODIES):
+            await self.app(scope, receive, send)
+            return
+
+        body, messages = b"", []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        field = _nul_in_body(body, content_type)
+        if field is not None:
+            await _refuse_nul(scope, receive, send, field)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _nul_in_url(scope: Scope) -> str | None:
+    if "\x00" in scope["path"]:
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    if b"\x00" in query or b"%00" in query:
+        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in key or "\x00" in value:
+                return key.replace("\x00", "") or "query"
+        return "query"
+    return None
+
+
+def _nul_in_body(body: bytes, content_type: bytes) -> str | None:
+    if content_type.startswith(b"application/x-www-form-urlencoded"):
+        return "body" if b"\x00" in unquote_to_bytes(body) else None
+    if not _JSON_NUL.search(body):
+        return None
+    try:
+        return _path_to_nul(json.loads(body)) or "body"
+    except ValueError:
+        return "body"  # not JSON after all: the route's own parsing would refuse it too
+
+
+def _path_to_nul(value: Any, path: str = "") -> str | None:
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return path or "body"
+        found = _path_to_nul(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+async def _refuse_nul(scope: Scope, receive: Receive, send: Send, field: str) -> None:
+    details = [{"field": field, "message": _NUL_MESSAGE}]
+    response = error_response(
+        400, f"请求参数错误：{field} {_NUL_MESSAGE}", "VALIDATION_ERROR", details
+    )
+    await response(scope, receive, send)

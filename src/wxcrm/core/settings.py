@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), validation_alias="WXCRM_DATA_DIR")
     database_url: str = Field("", validation_alias="DATABASE_URL")
     database_echo: bool = Field(False, validation_alias="DATABASE_ECHO")
+    # Connections one process keeps (a request holds one at a time; the embedded worker
+    # takes a few), and how long a request waits for one before answering 503.
+    database_pool_size: int = Field(10, validation_alias="DATABASE_POOL_SIZE", ge=1, le=500)
+    database_max_overflow: int = Field(10, validation_alias="DATABASE_MAX_OVERFLOW", ge=0, le=500)
+    database_pool_timeout: float = Field(5.0, validation_alias="DATABASE_POOL_TIMEOUT", gt=0, le=60)
 
     secret_key: SecretStr = Field(SecretStr(""), validation_alias="SECRET_KEY")
     staff_token_minutes: int = Field(12 * 60, validation_alias="STAFF_TOKEN_MINUTES", ge=1)
@@ -59,6 +64,8 @@ class Settings(BaseSettings):
     miniprogram_cloud_env: str = Field("", validation_alias="MINIPROGRAM_CLOUD_ENV")
     wechat_api_base: str = Field("https://api.weixin.qq.com", validation_alias="WECHAT_API_BASE")
     wechat_push_token: SecretStr = Field(SecretStr(""), validation_alias="WECHAT_PUSH_TOKEN")
+    # The push's EncodingAESKey (43 characters): set, pushes are taken only in safe mode (安全模式).
+    wechat_push_aes_key: SecretStr = Field(SecretStr(""), validation_alias="WECHAT_PUSH_AES_KEY")
     notify_channel: Literal["direct", "cloud"] = Field("direct", validation_alias="NOTIFY_CHANNEL")
     miniprogram_state: Literal["developer", "trial", "formal"] = Field(
         "formal", validation_alias="MINIPROGRAM_STATE"
@@ -153,6 +160,48 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = Field(1024 * 1024, validation_alias="MAX_BODY_BYTES", ge=1024)
+
+    # Rate limits (limits' notation: "5/5minutes;20/day"; several windows all apply).
+    # Failures are counted tightly, successful traffic loosely: a whole office, or every
+    # mini-program user behind one reverse proxy, may share one address.
+    rate_limit_enabled: bool = Field(True, validation_alias="RATE_LIMIT_ENABLED")
+    # memory:// counts inside one process; redis://host:6379/0 shares the counts between
+    # every process of a deployment.
+    rate_limit_storage_url: str = Field("memory://", validation_alias="RATE_LIMIT_STORAGE_URL")
+    rate_limit_key_prefix: str = Field("wxcrm", validation_alias="RATE_LIMIT_KEY_PREFIX")
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: list[str] = Field(default_factory=list, validation_alias="TRUSTED_PROXIES")
+    # Wrong passwords for one username: each window longer, so the lockout grows.
+    rate_limit_login_failures_per_username: str = Field(
+        "5/5minutes;10/hour;20/day", validation_alias="RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME"
+    )
+    rate_limit_login_failures_per_ip: str = Field(
+        "30/5minutes;100/hour", validation_alias="RATE_LIMIT_LOGIN_FAILURES_PER_IP"
+    )
+    rate_limit_login_per_ip: str = Field("120/minute", validation_alias="RATE_LIMIT_LOGIN_PER_IP")
+    # Bad or used wx.login / getPhoneNumber codes (each one costs a call to WeChat).
+    rate_limit_code_failures_per_ip: str = Field(
+        "20/minute;200/hour", validation_alias="RATE_LIMIT_CODE_FAILURES_PER_IP"
+    )
+    rate_limit_wechat_login_per_ip: str = Field(
+        "1200/minute", validation_alias="RATE_LIMIT_WECHAT_LOGIN_PER_IP"
+    )
+    rate_limit_phone_per_openid: str = Field(
+        "10/minute;50/day", validation_alias="RATE_LIMIT_PHONE_PER_OPENID"
+    )
+    rate_limit_action_per_openid: str = Field(
+        "30/minute;500/day", validation_alias="RATE_LIMIT_ACTION_PER_OPENID"
+    )
+    rate_limit_action_per_ip: str = Field(
+        "6000/minute", validation_alias="RATE_LIMIT_ACTION_PER_IP"
+    )
+
+    # None: the OpenAPI pages (/docs, /openapi.json) are on outside production only.
+    api_docs: bool | None = Field(None, validation_alias="API_DOCS")
+    # Origins allowed to call the API from a browser on another origin; none by default.
+    cors_allow_origins: list[str] = Field(
+        default_factory=list, validation_alias="CORS_ALLOW_ORIGINS"
+    )
     log_format: Literal["json", "console"] = Field("json", validation_alias="LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
 
@@ -173,6 +222,10 @@ class Settings(BaseSettings):
                 " (placeholders such as 'changethis' are refused)"
             )
         return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.env is not Environment.production if self.api_docs is None else self.api_docs
 
     @property
     def resolved_database_url(self) -> str:
@@ -198,7 +251,7 @@ class Settings(BaseSettings):
         key_file = self.data_dir / ".secret_key"
         if key_file.exists():
             return key_file.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
         try:
             with key_file.open("x") as handle:  # "x": a concurrent starter wins, we re-read

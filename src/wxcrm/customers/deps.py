@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import Depends, Query
 
 from wxcrm.core.ids import OBJECT_ID_PATTERN
+from wxcrm.core.types import BoundedDate
 from wxcrm.customers.service import CustomerFilters
 
 
@@ -23,8 +23,8 @@ def list_filters(
         str | None, Query(alias="assignedTo", pattern=OBJECT_ID_PATTERN.pattern)
     ] = None,
     in_pool: Annotated[bool | None, Query(alias="inPublicPool")] = None,
-    created_from: Annotated[date | None, Query(alias="createdFrom")] = None,
-    created_to: Annotated[date | None, Query(alias="createdTo")] = None,
+    created_from: Annotated[BoundedDate | None, Query(alias="createdFrom")] = None,
+    created_to: Annotated[BoundedDate | None, Query(alias="createdTo")] = None,
 ) -> CustomerFilters:
     """The customer list's filters, under the same query parameters."""
     return CustomerFilters(

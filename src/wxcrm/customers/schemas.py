@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from wxcrm.core.ids import OBJECT_ID_PATTERN
+from wxcrm.core.types import in_date_range
 
 ObjectId = Annotated[str, StringConstraints(pattern=OBJECT_ID_PATTERN.pattern)]
 MAX_BATCH = 10_000
@@ -94,4 +95,4 @@ class FollowUpIn(_In):
     def _aware(cls, value: datetime | date | None) -> datetime | date | None:
         if isinstance(value, datetime) and value.tzinfo is None:
             raise ValueError("时间需带时区，例如 2024-01-01T10:00:00+08:00")
-        return value
+        return None if value is None else in_date_range(value)

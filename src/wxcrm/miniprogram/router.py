@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 
 from wxcrm.core.db import Database, DatabaseDep, SessionDep
 from wxcrm.core.envelope import envelope
-from wxcrm.core.errors import Forbidden, UpstreamWeChatError, ValidationFailed
+from wxcrm.core.errors import BadRequest, Forbidden, UpstreamWeChatError, ValidationFailed
+from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram import service
 from wxcrm.miniprogram.deps import CurrentOpenid
@@ -31,10 +32,22 @@ router = APIRouter(prefix="/api", tags=["mini program"])
 
 @router.post("/wechat/openid")
 async def get_openid(
-    body: OpenidIn, session: SessionDep, settings: SettingsDep, wechat: WeChatDep
+    body: OpenidIn,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    wechat: WeChatDep,
+    limiter: RateLimiterDep,
 ) -> dict[str, Any]:
     """Exchange a wx.login code for the openid and a session token for the other calls."""
-    login = await exchange_login_code(wechat, body.code)
+    ip = limiter.client_ip(request)
+    await limiter.hit(limiter.rules.wechat_login_per_ip, ip)
+    await limiter.check(limiter.rules.code_failures_per_ip, ip)
+    try:
+        login = await exchange_login_code(wechat, body.code)
+    except BadRequest:
+        await limiter.hit(limiter.rules.code_failures_per_ip, ip)
+        raise
     await service.record_login(session, login)
     token, expires_in = service.issue_session_token(settings, login.openid)
     return envelope(
@@ -44,10 +57,22 @@ async def get_openid(
 
 @router.post("/wechat/phone")
 async def verified_phone(
-    body: PhoneIn, openid: CurrentOpenid, session: SessionDep, wechat: WeChatDep
+    body: PhoneIn,
+    request: Request,
+    openid: CurrentOpenid,
+    session: SessionDep,
+    wechat: WeChatDep,
+    limiter: RateLimiterDep,
 ) -> dict[str, Any]:
     """A phone number WeChat verified (getPhoneNumber), kept for this user's next actions."""
-    phone = await service.verify_phone(session, wechat, openid, body.code)
+    ip = limiter.client_ip(request)
+    await limiter.hit(limiter.rules.phone_per_openid, openid)
+    await limiter.check(limiter.rules.code_failures_per_ip, ip)
+    try:
+        phone = await service.verify_phone(session, wechat, openid, body.code)
+    except BadRequest:
+        await limiter.hit(limiter.rules.code_failures_per_ip, ip)
+        raise
     return envelope({"phoneNumber": phone, "verified": True}, "获取手机号成功")
 
 
@@ -80,8 +105,12 @@ async def customer_action(
     openid: CurrentOpenid,
     session: SessionDep,
     settings: SettingsDep,
+    limiter: RateLimiterDep,
 ) -> dict[str, Any]:
     """Record what a customer did; a valid new phone number makes a lead (no duplicates)."""
+    ip = limiter.client_ip(request)
+    await limiter.hit(limiter.rules.action_per_openid, openid)
+    await limiter.hit(limiter.rules.action_per_ip, ip)
     if body.customer_id != openid:
         raise Forbidden("customerId 与当前登录的微信用户不一致")
     recorded = await service.record_customer_action(
@@ -89,7 +118,7 @@ async def customer_action(
         settings,
         openid=openid,
         body=body,
-        client_ip=request.client.host if request.client else None,
+        client_ip=ip,
         client_user_agent=request.headers.get("user-agent"),
     )
     message = "记录客户行为成功，已创建新客户线索" if recorded.created else "记录客户行为成功"
@@ -99,7 +128,7 @@ async def customer_action(
             "actionId": recorded.action.id,
             "customerCreated": recorded.created,
             "customerId": customer.id if customer else None,
-            "action": _action_out(recorded.action),
+            "action": _action_out(recorded.action, shown=customer is not None),
             "customer": _customer_out(customer) if customer else None,
         },
         message,
@@ -155,13 +184,15 @@ async def _no_sends_left(database: Database, openid: str, template_id: str) -> N
             await session.commit()
 
 
-def _action_out(action: CustomerAction) -> dict[str, Any]:
+def _action_out(action: CustomerAction, *, shown: bool) -> dict[str, Any]:
+    # The record's id only to whoever may see the record: it would confirm to a stranger
+    # that the phone they typed is a customer's.
     return {
         "_id": action.id,
         "customerId": action.openid,
         "advisorId": action.advisor_id,
         "actionType": action.action_type,
-        "customerRecordId": action.customer_record_id,
+        "customerRecordId": action.customer_record_id if shown else None,
         "notified": action.notified,
     }
 

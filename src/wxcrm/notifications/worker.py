@@ -46,11 +46,29 @@ log = structlog.get_logger(__name__)
 # How long finished outcomes wait to be written together: batching is what lets one
 # worker record a thousand deliveries a second.
 FLUSH_DELAY_S = 0.02
+# While the database refuses (down, read-only, locked), a loop waits longer after each
+# consecutive failure, up to this, rather than retrying and logging a traceback each turn.
+FAILURE_BACKOFF_MAX_S = 30.0
 
 N = Notification
 # Core tables for the batched writes: the ORM's bulk paths cost more than the sends.
 _NOTIFICATIONS = cast(Table, Notification.__table__)
 _ATTEMPTS = cast(Table, NotificationAttempt.__table__)
+
+
+@dataclass
+class _Backoff:
+    """How long one loop waits after its n-th consecutive failure: doubling, capped."""
+
+    first_s: float
+    failures: int = 0
+
+    def failed(self) -> float:
+        self.failures += 1
+        return min(FAILURE_BACKOFF_MAX_S, self.first_s * 2.0 ** (self.failures - 1))
+
+    def succeeded(self) -> None:
+        self.failures = 0
 
 
 @dataclass(frozen=True)
@@ -110,7 +128,11 @@ class DeliveryWorker:
         ]
         try:
             async with self._listening():
-                await self.recover_stalled()
+                try:
+                    await self.recover_stalled()
+                except Exception:
+                    # The database may be down at start-up: the periodic recovery tries again.
+                    self.log.exception("recovering stalled rows failed")
                 await self._claim_loop(stop)
             await self.drain()
         finally:
@@ -122,8 +144,16 @@ class DeliveryWorker:
             await self._flush()
             self.log.info("worker stopped")
 
+    def _log_failure(self, what: str, backoff: _Backoff, retry_in: float) -> None:
+        # The traceback once; after it a line per retry, spaced out by the backoff.
+        if backoff.failures == 1:
+            self.log.exception(what, retry_in=retry_in)
+        else:
+            self.log.warning(what, failures=backoff.failures, retry_in=retry_in)
+
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         stopping = asyncio.create_task(stop.wait())
+        backoff = _Backoff(self.settings.worker_poll_seconds)
         try:
             while not stop.is_set():
                 # Cleared before looking, so a signal that comes while we look is not lost.
@@ -137,9 +167,12 @@ class DeliveryWorker:
                     continue
                 try:
                     claimed = await self.claim(free)
+                    backoff.succeeded()
                 except Exception:
-                    self.log.exception("claim failed")
-                    claimed = []
+                    retry_in = backoff.failed()
+                    self._log_failure("claim failed", backoff, retry_in)
+                    await self._wait_for(asyncio.Event(), stopping, retry_in)
+                    continue
                 for delivery in claimed:
                     task = asyncio.create_task(self._deliver(delivery))
                     self._tasks.add(task)
@@ -185,23 +218,34 @@ class DeliveryWorker:
         return run
 
     async def _every(self, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+        backoff = _Backoff(seconds)
+        wait = seconds
         while True:
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(wait)
             try:
                 await job()
+                backoff.succeeded()
+                wait = seconds
             except Exception:
-                self.log.exception("periodic job failed")
+                wait = max(seconds, backoff.failed())
+                self._log_failure("periodic job failed", backoff, wait)
 
     async def _flusher(self) -> None:
+        backoff = _Backoff(self.settings.worker_poll_seconds)
         while True:
             await self._pending_flush.wait()
             await asyncio.sleep(FLUSH_DELAY_S)
             self._pending_flush.clear()
             try:
                 await self._flush()
+                backoff.succeeded()
             except Exception:
-                # The rows stay `sending`; once the heartbeat is stale they are sent again.
-                self.log.exception("recording outcomes failed")
+                # The outcomes are kept: try again after a pause, not only when another
+                # delivery ends (there may be none, and the sent rows would stay `sending`).
+                retry_in = backoff.failed()
+                self._log_failure("recording outcomes failed", backoff, retry_in)
+                await asyncio.sleep(retry_in)
+                self._pending_flush.set()
 
     @contextlib.asynccontextmanager
     async def _listening(self) -> AsyncIterator[None]:

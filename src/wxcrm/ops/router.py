@@ -19,15 +19,20 @@ from wxcrm.wechat.models import WeChatToken
 router = APIRouter(prefix="/api/health", tags=["health"])
 
 DATABASE_CHECK_TIMEOUT_S = 3.0
+# A write that changes nothing, rolled back: answering SELECT 1 is not enough, a database
+# (or a SQLite connection) can read and still refuse every write. It also takes a pooled
+# connection, whose file the pool checks is still the database's (see core.db).
+WRITE_PROBE = text("UPDATE alembic_version SET version_num = version_num WHERE 1 = 0")
 
 
 @router.get("")
 async def health(database: DatabaseDep, settings: SettingsDep) -> Any:
-    """Database reachability (503 when down), the outbox backlog and the WeChat token."""
+    """Database writable (503 when not), the outbox backlog and the WeChat token."""
     try:
         async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_S):
-            async with database.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            async with database.writer() as session:
+                await session.execute(WRITE_PROBE)
+                await session.rollback()
     except Exception as exc:  # any failure to reach the database is "down", whatever its type
         return error_response(
             503,

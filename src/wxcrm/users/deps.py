@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from wxcrm.core.db import ReadSessionDep
+from wxcrm.core.db import ShortReadsDep
 from wxcrm.core.errors import Forbidden, Unauthorized
 from wxcrm.core.security import InvalidToken, decode_token
 from wxcrm.core.settings import Settings
@@ -28,15 +28,16 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 async def get_current_user(
-    session: ReadSessionDep,
+    short_reads: ShortReadsDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
     """The staff member whose token this is.
 
-    Read in a short session of its own, not the request's: on SQLite the request's
-    writing transaction (and its write lock) then starts at the route's first query, not
-    before a route that first waits on WeChat.
+    Read in a short session of its own, closed before the route runs: on SQLite the
+    request's writing transaction (and its write lock) then starts at the route's first
+    query, not before a route that first waits on WeChat; and the request never holds a
+    second pooled connection beside its own.
     """
     if credentials is None:
         raise Unauthorized("缺少登录凭证")
@@ -46,7 +47,8 @@ async def get_current_user(
         raise Unauthorized(
             "登录已过期，请重新登录" if str(exc) == "expired" else "登录凭证无效"
         ) from exc
-    user = await UserRepository(session).get(claims["sub"])
+    async with short_reads() as session:
+        user = await UserRepository(session).get(claims["sub"])
     if user is None or not user.is_active:
         raise Unauthorized("账号不存在或已停用")
     return user

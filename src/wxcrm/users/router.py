@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from wxcrm.core.db import SessionDep
+from wxcrm.core.db import SessionDep, ShortReadsDep
 from wxcrm.core.envelope import envelope
+from wxcrm.core.errors import BadRequest
+from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.users import service
 from wxcrm.users.deps import CurrentUser, SettingsDep
 from wxcrm.users.models import User
@@ -25,13 +27,40 @@ def user_out(user: User) -> dict[str, Any]:
 
 @router.post("/login")
 async def login(
-    body: LoginRequest, session: SessionDep, settings: SettingsDep, wechat: WeChatDep
+    body: LoginRequest,
+    request: Request,
+    session: SessionDep,
+    short_reads: ShortReadsDep,
+    settings: SettingsDep,
+    wechat: WeChatDep,
+    limiter: RateLimiterDep,
 ) -> dict[str, Any]:
     """Log in with a username and password; with a wx.login `code`, also bind the openid."""
-    user = await service.authenticate(session, body.username, body.password)
+    rules, ip = limiter.rules, limiter.client_ip(request)
+    await limiter.hit(rules.login_per_ip, ip)
+    # A locked-out username stays locked even for the right password: a guesser who
+    # finds it then learns nothing.
+    await limiter.check(rules.login_failures_per_ip, ip)
+    await limiter.check(rules.login_failures_per_username, body.username)
+    try:
+        # No transaction is open while argon2 runs or WeChat is asked: on SQLite a
+        # writing one would hold the write lock all that time.
+        async with short_reads() as reading:
+            user = await service.authenticate(reading, body.username, body.password)
+    except service.WrongCredentials:
+        await limiter.hit(rules.login_failures_per_ip, ip)
+        await limiter.hit(rules.login_failures_per_username, body.username)
+        raise
+    await limiter.clear(rules.login_failures_per_username, body.username)
     if body.code is not None:
-        login_session = await exchange_login_code(wechat, body.code)
+        await limiter.check(rules.code_failures_per_ip, ip)
+        try:
+            login_session = await exchange_login_code(wechat, body.code)
+        except BadRequest:
+            await limiter.hit(rules.code_failures_per_ip, ip)
+            raise
         await service.bind_openid(session, user, login_session.openid)
+    await service.upgrade_password_hash(session, user, body.password)
     token, expires_in = service.issue_staff_token(settings, user)
     return envelope({"token": token, "expiresIn": expires_in, "user": user_out(user)}, "登录成功")
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 
 from wxcrm.core.errors import AppError, BadRequest, UpstreamWeChatError
 from wxcrm.wechat.client import LoginSession, WeChatClient
 from wxcrm.wechat.errors import ErrorKind, WeChatError
 
+log = structlog.get_logger(__name__)
 
-def get_wechat(request: Request) -> WeChatClient:
+
+async def get_wechat(request: Request) -> WeChatClient:  # async: no thread pool
     client: WeChatClient = request.app.state.wechat
     return client
 
@@ -31,7 +34,10 @@ def wechat_failure(error: WeChatError, bad_code_message: str) -> AppError:
     message = (
         "微信服务暂不可用，请稍后再试" if error.kind is ErrorKind.transient else "微信接口调用失败"
     )
-    return UpstreamWeChatError(message, {"errcode": error.errcode, "errmsg": error.errmsg})
+    # WeChat's own errmsg (request ids, internal wording) stays in our log: these callers
+    # are not yet authenticated.
+    log.warning("wechat call failed", errcode=error.errcode, errmsg=error.errmsg)
+    return UpstreamWeChatError(message, {"errcode": error.errcode})
 
 
 async def exchange_login_code(wechat: WeChatClient, code: str) -> LoginSession:
