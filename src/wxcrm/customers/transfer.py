@@ -35,10 +35,11 @@ async def import_customers(
     user: CurrentManager,
 ) -> dict[str, Any]:
     """Import customers from a CSV or XLSX file: every row, or none and a per-row report."""
-    content = await file.read()
-    rows = await run_in_threadpool(transfer_service.read_sheet, file.filename or "", content)
-    count = await transfer_service.import_rows(session, settings, user, rows)
-    return envelope({"imported": count}, f"导入成功：共 {count} 个客户")
+    with transfer_service.import_slot():
+        content = await file.read()
+        sheet = await run_in_threadpool(transfer_service.read_sheet, file.filename or "", content)
+        count = await transfer_service.import_rows(session, settings, user, sheet.rows)
+    return envelope({"imported": count}, f"导入成功：共 {count} 个客户{sheet.note()}")
 
 
 @router.get("/export")

@@ -2,16 +2,18 @@
 none, and export of the list as the caller sees it.
 
 Reading and writing files is CPU work without I/O: the router runs those functions in a
-worker thread, so a large file does not stall the event loop.
+worker thread, so a large file does not stall the event loop, and runs one import at a time.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import threading
 import warnings
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,7 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from wxcrm.core.db import dialect_insert
-from wxcrm.core.errors import AppError, BadRequest, Conflict, PayloadTooLarge, ValidationFailed
+from wxcrm.core.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    ValidationFailed,
+)
 from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
@@ -42,9 +51,33 @@ from wxcrm.wechat.keywords import SHANGHAI
 
 MAX_IMPORT_ROWS = 10_000
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
-# An XLSX is a zip: the unpacked size its entries declare (zipfile holds them to it) bounds
-# the work a small upload can cause.
-MAX_XLSX_UNPACKED_BYTES = 200 * 1024 * 1024
+# A run of this many blank rows ends the sheet: a sheet can hold a million of them in a few
+# KB of upload (or a stray cell far below the data), each one parsed and looked at.
+BLANK_RUN_ENDS_SHEET = 100
+# Rows read, blank ones included: data rows with 99 blank ones between them would otherwise
+# make a million rows to read from 10,000 allowed.
+MAX_SHEET_ROWS = 2 * MAX_IMPORT_ROWS
+
+# An XLSX is a zip of XML, and openpyxl's cost goes with the number of XML elements (about
+# 9 µs a sheet row, 17 µs a shared string, without lxml), not with the upload: deflate packs
+# a million empty rows into 10 KB (13 s, 100 MB), and openpyxl loads every shared string
+# before the first row (150 MB of them in 285 KB: 173 s, 1 GB). So the zip is looked at
+# before openpyxl opens it. A real 10,000-row import (ten columns, short remarks) measured
+# 5.3-9.4 MB unpacked, 260,000-340,000 elements, a compression ratio of 4-8 (21 when every
+# row is alike): each bound below is several times that, and a 10 MB upload of real text
+# does not unpack past them. (bench/import_bombs.py measures all this.)
+MAX_XLSX_MEMBERS = 1_000  # a workbook has ten or twenty parts; a few hundred with images
+MAX_XLSX_UNPACKED_BYTES = 100 * 1024 * 1024
+MAX_XLSX_PART_BYTES = 50 * 1024 * 1024  # any one part: a sheet, the shared strings
+MAX_XLSX_RATIO = 100
+# A part under this holds at most 65,536 elements (`<a/>`, the least, takes four bytes):
+# cheap, whatever its ratio.
+_RATIO_CHECKED_FROM = 256 * 1024
+# Elements in all the parts together (start tags, counted on the unpacked bytes). The dearest
+# file it admits, all shared strings, takes 8 s: five times a real 10,000-row file.
+MAX_XLSX_ELEMENTS = 1_000_000
+_UNPACK_CHUNK = 1024 * 1024
+_CENTRAL_DIRECTORY_ENTRY = b"PK\x01\x02"
 # Columns read per row; a sheet formatted out to column XFD would otherwise pad every row.
 MAX_COLUMNS = 64
 # Row errors listed in the response; the message still counts them all.
@@ -58,6 +91,27 @@ _NUMBER_TRIES = 5
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0"
 _ZIP_MAGIC = b"PK\x03\x04"
+
+
+# One import at a time in the process: parsing a workbook holds its rows and shared strings
+# (hundreds of MB for the worst a bound lets through), and a second one beside it doubles
+# that and splits the CPU, which the event loop shares through the GIL.
+_import_running = threading.Lock()
+IMPORT_RETRY_AFTER_SECONDS = 5  # a 10,000-row import takes 2-4 s
+
+
+@contextmanager
+def import_slot() -> Iterator[None]:
+    """Hold the process's one import slot; a 429 while another import holds it."""
+    if not _import_running.acquire(blocking=False):
+        raise RateLimited(
+            "已有导入正在进行，请稍后再试",
+            headers={"Retry-After": str(IMPORT_RETRY_AFTER_SECONDS)},
+        )
+    try:
+        yield
+    finally:
+        _import_running.release()
 
 
 class FileFormat(StrEnum):
@@ -126,6 +180,22 @@ class SheetRow:
     values: dict[str, str]  # column key -> the cell as text, stripped
 
 
+@dataclass(frozen=True)
+class Sheet:
+    rows: list[SheetRow]
+    # Where the run of blank rows that ended the sheet starts: nothing after it was read.
+    blank_run_from: int | None = None
+
+    def note(self) -> str:
+        """What the import's message says of the rows not read ('' if none were skipped)."""
+        if self.blank_run_from is None:
+            return ""
+        return (
+            f"（第 {self.blank_run_from} 行起连续 {BLANK_RUN_ENDS_SHEET} 行为空，"
+            "视为表格结束，其后的行未读取）"
+        )
+
+
 def file_format(filename: str) -> FileFormat:
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     try:
@@ -134,7 +204,7 @@ def file_format(filename: str) -> FileFormat:
         raise BadRequest("不支持的文件格式，请上传 .csv 或 .xlsx 文件") from None
 
 
-def read_sheet(filename: str, content: bytes) -> list[SheetRow]:
+def read_sheet(filename: str, content: bytes) -> Sheet:
     """The data rows of an uploaded CSV or XLSX, by column key; a 400 for an unusable file."""
     kind = file_format(filename)
     if not content:
@@ -146,7 +216,7 @@ def read_sheet(filename: str, content: bytes) -> list[SheetRow]:
     return _xlsx_records(content)
 
 
-def _csv_records(content: bytes) -> list[SheetRow]:
+def _csv_records(content: bytes) -> Sheet:
     if content.startswith(_ZIP_MAGIC) or content.startswith(_XLS_MAGIC):
         raise BadRequest("文件内容不是 CSV（是否是 Excel 文件？请使用 .xlsx 扩展名）")
     text = _decode(content)
@@ -174,16 +244,10 @@ def _decode(content: bytes) -> str:
 _CORRUPT_XLSX = "无法读取 XLSX 文件：文件已损坏或不是 Excel 工作簿"
 
 
-def _xlsx_records(content: bytes) -> list[SheetRow]:
+def _xlsx_records(content: bytes) -> Sheet:
     if content.startswith(_XLS_MAGIC):
         raise BadRequest("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 后再导入")
-    try:
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            unpacked = sum(entry.file_size for entry in archive.infolist())
-    except (zipfile.BadZipFile, ValueError) as error:
-        raise BadRequest(_CORRUPT_XLSX) from error
-    if unpacked > MAX_XLSX_UNPACKED_BYTES:
-        raise BadRequest("XLSX 文件解压后过大，请拆分后再导入")
+    _check_xlsx_archive(content)
     try:
         # openpyxl warns about features it drops (data validation, default styles):
         # nothing an import needs.
@@ -206,17 +270,110 @@ def _xlsx_records(content: bytes) -> list[SheetRow]:
         raise BadRequest(_CORRUPT_XLSX) from error
 
 
-def _records(rows: Iterable[Sequence[Any]]) -> list[SheetRow]:
-    """The header is the first non-blank row; data rows follow, blank ones skipped."""
-    numbered = enumerate(rows, start=1)
-    header: list[str] | None = None
-    for _number, cells in numbered:
-        texts = [_cell_text(cell) for cell in cells[:MAX_COLUMNS]]
-        if any(texts):
-            header = texts
-            break
-    if header is None:
-        raise BadRequest("文件为空：没有表头和数据")
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB"
+
+
+def _check_xlsx_archive(content: bytes) -> None:
+    """Refuse, before any XML is parsed, a workbook that would cost far more to read than a
+    real import: too many parts, too many bytes or XML elements unpacked, or a compression
+    ratio no spreadsheet has."""
+    # Every entry zipfile would parse starts with this signature: counted in C, before
+    # zipfile spends Python time on each of a hundred thousand tiny entries.
+    if content.count(_CENTRAL_DIRECTORY_ENTRY) > MAX_XLSX_MEMBERS:
+        raise BadRequest(f"XLSX 文件包含的部件过多（最多 {MAX_XLSX_MEMBERS} 个），不是正常的工作簿")
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            entries = archive.infolist()
+            # Sizes are what the entries declare, and zipfile holds each one to them: it
+            # unpacks no byte past `file_size`, and reads `compress_size` from the upload.
+            if sum(entry.compress_size for entry in entries) > len(content):
+                raise BadRequest(_CORRUPT_XLSX)
+            unpacked = sum(entry.file_size for entry in entries)
+            if unpacked > MAX_XLSX_UNPACKED_BYTES:
+                raise PayloadTooLarge(
+                    f"XLSX 文件解压后过大（{_mb(unpacked)}，最多 "
+                    f"{_mb(MAX_XLSX_UNPACKED_BYTES)}），请拆分后再导入"
+                )
+            for entry in entries:
+                _check_part_size(entry)
+            elements = 0
+            for entry in entries:
+                elements += _xml_elements(archive, entry, MAX_XLSX_ELEMENTS - elements)
+                if elements > MAX_XLSX_ELEMENTS:
+                    raise PayloadTooLarge(
+                        f"XLSX 文件内容过多（超过 {MAX_XLSX_ELEMENTS} 个 XML 元素），"
+                        "请删除多余的行、列或工作表，或拆分后再导入"
+                    )
+    except AppError:
+        raise
+    except Exception as error:  # zipfile's, zlib's, lzma's … errors for a damaged archive
+        raise BadRequest(_CORRUPT_XLSX) from error
+
+
+def _check_part_size(entry: zipfile.ZipInfo) -> None:
+    if entry.file_size > MAX_XLSX_PART_BYTES:
+        raise PayloadTooLarge(
+            f"XLSX 文件中有一个部件解压后过大（{_mb(entry.file_size)}，最多 "
+            f"{_mb(MAX_XLSX_PART_BYTES)}），请拆分后再导入"
+        )
+    if (
+        entry.file_size > _RATIO_CHECKED_FROM
+        and entry.file_size > MAX_XLSX_RATIO * entry.compress_size
+    ):
+        ratio = entry.file_size // max(entry.compress_size, 1)
+        raise BadRequest(
+            f"XLSX 文件异常：其中一个部件解压后是压缩时的 {ratio} 倍"
+            f"（正常的表格不超过 {MAX_XLSX_RATIO} 倍），已拒绝导入"
+        )
+
+
+def _xml_elements(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, budget: int) -> int:
+    """About how many XML elements `entry` holds (its start tags), counting up to just past
+    `budget`. Any part counts: the content types may declare a sheet under any name."""
+    count = 0
+    with archive.open(entry) as part:
+        while count <= budget and (chunk := part.read(_UNPACK_CHUNK)):
+            count += chunk.count(b"<") - chunk.count(b"</")
+    return count
+
+
+class _Lines:
+    """A sheet's non-blank rows, numbered, until a run of blank rows ends it."""
+
+    def __init__(self, rows: Iterable[Sequence[Any]]) -> None:
+        self._rows = rows
+        self.blank_run_from: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, Sequence[Any]]]:
+        blank_from: int | None = None
+        for number, cells in enumerate(self._rows, start=1):
+            if number > MAX_SHEET_ROWS:
+                raise BadRequest(
+                    f"表格超过 {MAX_SHEET_ROWS} 行（含空行）：一次最多导入 {MAX_IMPORT_ROWS} "
+                    "行客户数据，请删除多余的空行或拆分文件"
+                )
+            if any(_cell_text(cell) for cell in cells[:MAX_COLUMNS]):
+                blank_from = None
+                yield number, cells
+                continue
+            if blank_from is None:
+                blank_from = number
+            if number - blank_from + 1 == BLANK_RUN_ENDS_SHEET:
+                # Stopping here also stops openpyxl's parse: it reads the sheet as we go.
+                self.blank_run_from = blank_from
+                return
+
+
+def _records(rows: Iterable[Sequence[Any]]) -> Sheet:
+    """The header is the first non-blank row; data rows follow, blank ones skipped, up to
+    a run of BLANK_RUN_ENDS_SHEET blank rows."""
+    lines = _Lines(rows)
+    numbered = iter(lines)
+    first = next(numbered, None)
+    if first is None:
+        raise BadRequest(f"文件为空：没有表头和数据{Sheet([], lines.blank_run_from).note()}")
+    header = [_cell_text(cell) for cell in first[1][:MAX_COLUMNS]]
     columns: dict[str, int] = {}
     for index, title in enumerate(header):
         title = title.rstrip("*＊").strip()  # a template may mark required columns with *
@@ -244,9 +401,10 @@ def _records(rows: Iterable[Sequence[Any]]) -> list[SheetRow]:
         if len(records) == MAX_IMPORT_ROWS:
             raise BadRequest(f"一次最多导入 {MAX_IMPORT_ROWS} 行客户数据，请拆分文件")
         records.append(SheetRow(number, values))
+    sheet = Sheet(records, lines.blank_run_from)
     if not records:
-        raise BadRequest("文件中没有客户数据（只有表头）")
-    return records
+        raise BadRequest(f"文件中没有客户数据（只有表头）{sheet.note()}")
+    return sheet
 
 
 def _cell_text(value: Any) -> str:
