@@ -44,14 +44,14 @@ bench: install ## Print the benchmarks' figures (SQLite; BENCH_DATABASE_URL for 
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy --strict
-	.venv/bin/ruff check src tests migrations bench
-	.venv/bin/ruff format --check src tests migrations bench
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
 	.venv/bin/mypy
 
 .PHONY: format
 format: install ## Fix what ruff can fix and format the code
-	.venv/bin/ruff check --fix src tests migrations bench
-	.venv/bin/ruff format src tests migrations bench
+	.venv/bin/ruff check --fix src tests bench
+	.venv/bin/ruff format src tests bench
 
 .PHONY: migrate
 migrate: install ## Bring the configured database to the newest schema

@@ -9,12 +9,14 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-_ROOT = Path(__file__).resolve().parents[3]
+# Inside the package, so an installed wheel migrates with no checkout and no alembic.ini.
+_SCRIPT_LOCATION = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config() -> Config:
-    config = Config(str(_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(_ROOT / "migrations"))
+    config = Config()
+    # Options go through ConfigParser interpolation: a literal % in the path must be doubled.
+    config.set_main_option("script_location", str(_SCRIPT_LOCATION).replace("%", "%%"))
     return config
 
 
