@@ -43,10 +43,11 @@ bench: install ## Print the benchmarks' figures (SQLite; BENCH_DATABASE_URL for 
 	.venv/bin/python -m bench.import_bombs
 
 .PHONY: lint
-lint: install ## ruff (lint and format check) and mypy --strict
+lint: install ## ruff (lint and format check), mypy --strict and the import contracts
 	.venv/bin/ruff check src tests bench
 	.venv/bin/ruff format --check src tests bench
 	.venv/bin/mypy
+	.venv/bin/lint-imports --no-cache
 
 .PHONY: format
 format: install ## Fix what ruff can fix and format the code

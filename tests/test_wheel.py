@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
-from wxcrm.core.registry import Base
+from wxcrm.models import Base
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "src" / "wxcrm" / "migrations"

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from wxcrm.core.db import Database
-from wxcrm.core.registry import Base
+from wxcrm.models import Base
 
 
 def _differences(connection: Connection) -> list[Any]:

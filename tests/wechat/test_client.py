@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from subprocess import PIPE
 
 import httpx
@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from tests.wechat.send_burst import OPENID, TEMPLATE
+from wxcrm.core.clock import business_day
 from wxcrm.core.db import Database
 from wxcrm.core.logging import configure_logging
 from wxcrm.core.models import utcnow
@@ -406,7 +407,7 @@ async def test_no_force_refresh_once_todays_twenty_are_spent(
         await session.execute(
             update(WeChatToken)
             .where(WeChatToken.app_id == app_id)
-            .values(force_refresh_day=utcnow().date(), force_refresh_count=20)
+            .values(force_refresh_day=business_day(utcnow()), force_refresh_count=20)
         )
         await session.commit()
     await sim_control.fault("subscribe_send", count=1, errcode=40001)
@@ -415,3 +416,33 @@ async def test_no_force_refresh_once_todays_twenty_are_spent(
     assert "20 force_refresh" in caught.value.errmsg
     # The normal-mode fetch happened; the forced one did not.
     assert (await sim_control.stats())["token_fetches"]["stable_token"] == 2
+
+
+async def test_the_force_refresh_quota_starts_again_at_midnight_in_china(
+    make_client: MakeClient,
+    sim_control: SimControl,
+    database: Database,
+    app_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 17:00 UTC on 1 January is 01:00 on 2 January in Beijing, where WeChat counts its
+    # days: yesterday's twenty no longer count, though it is still 1 January in UTC.
+    monkeypatch.setattr(
+        "wxcrm.wechat.tokens.utcnow", lambda: datetime(2026, 1, 1, 17, 0, tzinfo=UTC)
+    )
+    await sim_control.grant(OPENID, TEMPLATE, 1)
+    client = make_client()
+    await client.tokens.get()
+    async with database.writer() as session:
+        await session.execute(
+            update(WeChatToken)
+            .where(WeChatToken.app_id == app_id)
+            .values(force_refresh_day=date(2026, 1, 1), force_refresh_count=20)
+        )
+        await session.commit()
+    await sim_control.fault("subscribe_send", count=1, errcode=40001)
+    await send_one(client)  # the forced refresh is allowed, and the retry goes through
+    async with database.reader() as session:
+        row = await session.get(WeChatToken, app_id)
+    assert row is not None
+    assert (row.force_refresh_day, row.force_refresh_count) == (date(2026, 1, 2), 1)

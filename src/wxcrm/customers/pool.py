@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from wxcrm.core.db import SessionDep
+from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import envelope
 from wxcrm.core.errors import Conflict, NotFound
 from wxcrm.core.pagination import PageDep, page_body
@@ -19,7 +20,7 @@ from wxcrm.customers import pool_service
 from wxcrm.customers.pool_service import PoolResult
 from wxcrm.customers.router import CustomerId, customer_out
 from wxcrm.customers.schemas import MAX_BATCH, ObjectId
-from wxcrm.users.deps import CurrentUser, SettingsDep
+from wxcrm.users.deps import CurrentUser
 
 router = APIRouter(prefix="/api/customers", tags=["public pool"])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wxcrm.core import clock
 from wxcrm.core.db import Database
 from wxcrm.core.errors import NotFound
 from wxcrm.core.ids import new_id
@@ -31,7 +32,6 @@ from wxcrm.notifications.outbox import Channel, queue_notification
 from wxcrm.notifications.subscriptions import unsendable_reason
 from wxcrm.notifications.templates import Template, TemplateName, template
 from wxcrm.users.models import User
-from wxcrm.wechat.keywords import SHANGHAI
 
 log = structlog.get_logger(__name__)
 
@@ -145,8 +145,7 @@ async def get_customer(session: AsyncSession, customer_id: str) -> Customer:
 
 def day_start(moment: datetime) -> datetime:
     """Midnight, in China where the company works, of the day `moment` falls on."""
-    local = moment.astimezone(SHANGHAI)
-    return datetime.combine(local.date(), time.min, tzinfo=SHANGHAI).astimezone(UTC)
+    return clock.day_start(clock.business_day(moment))
 
 
 async def claims_today(session: AsyncSession, user_id: str, now: datetime) -> int:
@@ -471,7 +470,7 @@ async def _recycle(database: Database, settings: Settings, now: datetime) -> int
 
 
 def warning_key(customer_id: str, now: datetime) -> str:
-    return f"pool_warning:{customer_id}:{now.astimezone(SHANGHAI).date().isoformat()}"
+    return f"pool_warning:{customer_id}:{clock.business_day(now).isoformat()}"
 
 
 async def _warn(database: Database, settings: Settings, now: datetime) -> int:

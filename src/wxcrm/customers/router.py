@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from wxcrm.core.db import SessionDep
+from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import envelope
 from wxcrm.core.errors import Conflict, NotFound
 from wxcrm.core.ids import OBJECT_ID_PATTERN
@@ -31,7 +32,7 @@ from wxcrm.customers.schemas import (
     PoolAssignIn,
     SortField,
 )
-from wxcrm.users.deps import CurrentManager, CurrentUser, SettingsDep
+from wxcrm.users.deps import CurrentManager, CurrentUser
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wxcrm.core import clock
 from wxcrm.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
@@ -26,7 +27,6 @@ from wxcrm.customers.schemas import (
     SortField,
 )
 from wxcrm.users.models import User
-from wxcrm.wechat.keywords import SHANGHAI
 
 NOT_FOUND = "客户不存在"
 _SORT_COLUMNS = {
@@ -207,9 +207,7 @@ def _prefix(column: Any, prefix: str) -> ColumnElement[bool]:
 
 
 def _day_start(day: date, next_day: bool = False) -> datetime:
-    """Midnight of `day` in China, where the company works, as a UTC moment."""
-    start = datetime.combine(day, time.min, tzinfo=SHANGHAI)
-    return (start + timedelta(days=1) if next_day else start).astimezone(UTC)
+    return clock.day_start(day + timedelta(days=1) if next_day else day)
 
 
 async def list_customers(

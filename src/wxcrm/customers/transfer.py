@@ -6,7 +6,6 @@ customer id.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -14,13 +13,14 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from wxcrm.core import clock
 from wxcrm.core.db import SessionDep
+from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import envelope
 from wxcrm.customers import transfer_service
 from wxcrm.customers.deps import FiltersDep
 from wxcrm.customers.transfer_service import MEDIA_TYPES, FileFormat
-from wxcrm.users.deps import CurrentManager, CurrentUser, SettingsDep
-from wxcrm.wechat.keywords import SHANGHAI
+from wxcrm.users.deps import CurrentManager, CurrentUser
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -49,7 +49,7 @@ async def export_customers(
     """Download the customers the caller may see, with the list's filters, as CSV or XLSX."""
     rows = await transfer_service.export_rows(session, user, filters)
     content = await run_in_threadpool(transfer_service.build_export, rows, kind)
-    today = datetime.now(SHANGHAI).strftime("%Y%m%d")
+    today = clock.today().strftime("%Y%m%d")
     return _download(content, kind, f"客户列表-{today}", f"customers-{today}")
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from wxcrm.core import clock
 from wxcrm.core.db import dialect_insert
 from wxcrm.core.errors import (
     AppError,
@@ -47,7 +48,6 @@ from wxcrm.customers.leads import (
 from wxcrm.customers.models import Customer
 from wxcrm.customers.service import CustomerFilters, filtered
 from wxcrm.users.models import Role, User
-from wxcrm.wechat.keywords import SHANGHAI
 
 MAX_IMPORT_ROWS = 10_000
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -748,7 +748,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         # Text in the company's local time: spreadsheets have no time zones.
-        return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        return value.astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
     text = str(value)
     # A leading quote keeps a spreadsheet from running the cell as a formula.
     return f"'{text}" if text.startswith(_FORMULA_STARTS) else text

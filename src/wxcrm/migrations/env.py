@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from wxcrm.core.db import create_engine
 from wxcrm.core.models import UTCDateTime
-from wxcrm.core.registry import Base
+from wxcrm.models import Base
 from wxcrm.core.settings import get_settings
 
 target_metadata = Base.metadata

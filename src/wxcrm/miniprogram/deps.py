@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials
 
+from wxcrm.core.deps import SettingsDep, bearer
 from wxcrm.core.errors import Unauthorized
 from wxcrm.core.security import InvalidToken, decode_token
-from wxcrm.users.deps import SettingsDep, bearer
 
 
 async def get_openid(

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from wxcrm.core.db import SessionDep
+from wxcrm.core.deps import SettingsDep
 from wxcrm.core.errors import NotFound, ServiceUnavailable, Unauthorized
 from wxcrm.miniprogram import push_service
 from wxcrm.miniprogram.push_crypto import InvalidEncodingAESKey, PushCipher
 from wxcrm.miniprogram.push_service import PushKeys, PushQuery, VerifiedPush
-from wxcrm.users.deps import SettingsDep
 
 log = structlog.get_logger(__name__)
 

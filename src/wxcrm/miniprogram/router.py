@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from wxcrm.core.db import Database, DatabaseDep, SessionDep
+from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import envelope
 from wxcrm.core.errors import BadRequest, Forbidden, UpstreamWeChatError, ValidationFailed
 from wxcrm.core.ratelimit import RateLimiterDep
@@ -21,7 +22,7 @@ from wxcrm.miniprogram.schemas import (
     PhoneIn,
 )
 from wxcrm.notifications.subscriptions import spend_credit, zero_credits
-from wxcrm.users.deps import CurrentManager, CurrentUser, SettingsDep
+from wxcrm.users.deps import CurrentManager, CurrentUser
 from wxcrm.users.repository import UserRepository
 from wxcrm.wechat.deps import WeChatDep, exchange_login_code
 from wxcrm.wechat.errors import WeChatError

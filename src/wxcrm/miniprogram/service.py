@@ -26,8 +26,7 @@ from wxcrm.notifications.templates import TemplateName, template
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
 from wxcrm.wechat.client import LoginSession, WeChatClient
-from wxcrm.wechat.deps import wechat_failure
-from wxcrm.wechat.errors import WeChatError
+from wxcrm.wechat.errors import WeChatError, wechat_failure
 
 # What the advisor's notification says, per action, for a new and for a known customer.
 TITLES: dict[ActionType, tuple[str, str]] = {

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from wxcrm.core.db import DatabaseDep
+from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import envelope, error_response
 from wxcrm.core.models import utcnow
 from wxcrm.notifications.repository import NotificationRepository
-from wxcrm.users.deps import SettingsDep
 from wxcrm.wechat.models import WeChatToken
 
 router = APIRouter(prefix="/api/health", tags=["health"])

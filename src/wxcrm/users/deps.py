@@ -5,26 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials
 
 from wxcrm.core.db import ShortReadsDep
+from wxcrm.core.deps import SettingsDep, bearer
 from wxcrm.core.errors import Forbidden, Unauthorized
 from wxcrm.core.security import InvalidToken, decode_token
-from wxcrm.core.settings import Settings
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
-
-bearer = HTTPBearer(auto_error=False, description="Staff token from POST /api/auth/login")
-
-
-async def get_app_settings(request: Request) -> Settings:
-    # async: a plain function dependency would be run in a thread pool on every request.
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 async def get_current_user(

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from wxcrm.core.db import SessionDep, ShortReadsDep
+from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import envelope
 from wxcrm.core.errors import BadRequest
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.users import service
-from wxcrm.users.deps import CurrentUser, SettingsDep
+from wxcrm.users.deps import CurrentUser
 from wxcrm.users.models import User
 from wxcrm.users.schemas import LoginRequest, UserOut
 from wxcrm.wechat.deps import WeChatDep, exchange_login_code

@@ -12,6 +12,12 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
+import structlog
+
+from wxcrm.core.errors import AppError, BadRequest, UpstreamWeChatError
+
+log = structlog.get_logger(__name__)
+
 
 class ErrorKind(StrEnum):
     token = "token"
@@ -89,3 +95,20 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(attempts=1)
+
+
+# WeChat errcodes that mean the code the client sent is no good: the client's fault (400).
+BAD_CODE_ERRCODES = {40029, 40163, 40226}
+
+
+def wechat_failure(error: WeChatError, bad_code_message: str) -> AppError:
+    """What a WeChat error on a call the request waited for becomes for the client."""
+    if error.errcode in BAD_CODE_ERRCODES:
+        return BadRequest(bad_code_message, {"errcode": error.errcode})
+    message = (
+        "微信服务暂不可用，请稍后再试" if error.kind is ErrorKind.transient else "微信接口调用失败"
+    )
+    # WeChat's own errmsg (request ids, internal wording) stays in our log: these callers
+    # are not yet authenticated.
+    log.warning("wechat call failed", errcode=error.errcode, errmsg=error.errmsg)
+    return UpstreamWeChatError(message, {"errcode": error.errcode})

@@ -21,7 +21,8 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from wxcrm.core.clock import SHANGHAI
 
 
 class KeywordType(StrEnum):
@@ -49,16 +50,6 @@ class UnfittableValue(ValueError):
         self.message = f"模板字段 {key}：{reason}" if key else reason
         super().__init__(self.message)
 
-
-def _default_tz() -> tzinfo:
-    try:
-        return ZoneInfo("Asia/Shanghai")
-    except ZoneInfoNotFoundError:  # a slim image without a tz database
-        # China has kept +08:00 without daylight saving since 1991.
-        return timezone(timedelta(hours=8), "Asia/Shanghai")
-
-
-SHANGHAI = _default_tz()
 
 THING_MAX = 20
 NAME_CHINESE_MAX = 10

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import or_, select, update
 
+from wxcrm.core.clock import business_day
 from wxcrm.core.db import Database, insert_ignoring_conflicts
 from wxcrm.core.models import utcnow
 from wxcrm.wechat.errors import WeChatError
@@ -140,7 +141,7 @@ class TokenStore:
     async def _count_force_refresh(self) -> None:
         """Spend one of today's force refreshes, or refuse if WeChat's limits forbid one."""
         now = utcnow()
-        today = now.date()
+        today = business_day(now)  # WeChat's quotas are counted by China's days
         async with self._database.writer() as session:
             row = await session.get(WeChatToken, self._app_id)
             assert row is not None  # _take_lease made it

@@ -16,10 +16,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Literal, get_args
 
+from wxcrm.core.clock import business_day  # WeChat's daily quotas follow China's days
 from wxcrm.wechat.sim.rules import first_invalid_key
 
 DEFAULT_APP_ID = "wx0000000000000000"
@@ -29,7 +30,6 @@ CODE_TTL = 300  # login and phone codes live five minutes
 TOKEN_OVERLAP = 300  # a superseded /cgi-bin/token lives 5 more minutes; stable refreshes at ≤5 left
 FORCE_REFRESH_SPACING = 30
 FORCE_REFRESH_PER_DAY = 20
-_BEIJING = timezone(timedelta(hours=8))  # WeChat's daily quotas follow China's calendar day
 
 Endpoint = Literal[
     "jscode2session",
@@ -428,7 +428,7 @@ class SimState:
         now = self.now()
         current = self.current_tokens.get(TokenFamily.stable)
         if body.get("force_refresh") is True and not self._force_refresh_too_soon(now):
-            day = datetime.fromtimestamp(now, _BEIJING).date()
+            day = business_day(datetime.fromtimestamp(now, UTC))
             if self.force_refreshes.get(day, 0) >= FORCE_REFRESH_PER_DAY:
                 raise SimError(45009)
             self.force_refreshes[day] = self.force_refreshes.get(day, 0) + 1

@@ -1,4 +1,5 @@
-"""Imports every domain's models so that `Base.metadata` holds the whole schema."""
+"""Every domain's models, so that `Base.metadata` holds the whole schema (for Alembic and
+the tests). Above the domains, as app.py is: no module of `core` imports a domain."""
 
 from wxcrm.core.models import Base
 from wxcrm.customers import models as customers_models
