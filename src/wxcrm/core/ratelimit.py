@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Annotated
@@ -85,22 +86,17 @@ class RateLimiter:
 
     async def check(self, rule: Rule, key: str) -> None:
         """Refuse (429) when `rule` has no room left for `key`; counts nothing."""
-        if not self.enabled:
-            return
-        try:
-            full = [w for w in rule.windows if not await self._strategy.test(w, rule.name, _k(key))]
-        except StorageError:
-            self._storage_down(rule)
-            return
-        if full:
-            await self._refuse(rule, key, full)
+        await self._apply(rule, key, self._strategy.test)
 
     async def hit(self, rule: Rule, key: str) -> None:
         """Count one for `key`; refuse (429) when a window of `rule` was already full."""
+        await self._apply(rule, key, self._strategy.hit)
+
+    async def _apply(self, rule: Rule, key: str, has_room: Callable[..., Awaitable[bool]]) -> None:
         if not self.enabled:
             return
         try:
-            full = [w for w in rule.windows if not await self._strategy.hit(w, rule.name, _k(key))]
+            full = [w for w in rule.windows if not await has_room(w, rule.name, _k(key))]
         except StorageError:
             self._storage_down(rule)
             return

@@ -18,9 +18,9 @@ from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.customers.models import AssignmentHistory, Customer
-from wxcrm.notifications.outbox import Channel, Queued, queue_notification
-from wxcrm.notifications.subscriptions import unsendable_reason
-from wxcrm.notifications.templates import TemplateName, template
+from wxcrm.notifications.notify import Recipient, tell_advisor
+from wxcrm.notifications.outbox import Queued
+from wxcrm.notifications.templates import TemplateName
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
 
@@ -173,38 +173,19 @@ def notification_data(
 async def _notify(
     session: AsyncSession, settings: Settings, to: User, data: dict[str, Any]
 ) -> Queued:
-    spec = template(settings, TemplateName.customer_assigned)
-    if settings.notify_channel == Channel.cloud.value:
-        return await queue_notification(
-            session,
-            event="customer_assigned",
-            channel=Channel.cloud,
-            advisor_id=to.id,
-            template_id=spec.template_id or None,
-            payload={"event": {"type": "sendCustomerAssignNotify", "notificationData": data}},
-        )
-    skip_reason = await unsendable_reason(
+    return await tell_advisor(
         session,
-        advisor_id=to.id,
-        openid=to.openid,
-        template_id=spec.template_id,
-        long_term=spec.long_term,
-    )
-    return await queue_notification(
-        session,
+        settings,
+        Recipient(to.id, to.openid),
         event="customer_assigned",
-        channel=Channel.direct,
-        advisor_id=to.id,
-        template_id=spec.template_id or None,
-        payload={
-            "template": spec.name.value,
-            "values": {
-                "customer_name": data["customerName"],
-                "reason": data["source"],
-                "assigner": data["assignerName"],
-                "time": data["assignTime"],
-            },
-            "page": f"pages/customer/detail?id={data['customerId']}",
+        template=TemplateName.customer_assigned,
+        values={
+            "customer_name": data["customerName"],
+            "reason": data["source"],
+            "assigner": data["assignerName"],
+            "time": data["assignTime"],
         },
-        skip_reason=skip_reason,
+        page=f"pages/customer/detail?id={data['customerId']}",
+        # The deployed cloud function's own event, when the settings send through it.
+        cloud_event={"type": "sendCustomerAssignNotify", "notificationData": data},
     )

@@ -27,10 +27,9 @@ from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.customers.models import AssignmentHistory, Customer
 from wxcrm.customers.service import search_clause
-from wxcrm.notifications.models import Notification
-from wxcrm.notifications.outbox import Channel, queue_notification
-from wxcrm.notifications.subscriptions import unsendable_reason
-from wxcrm.notifications.templates import Template, TemplateName, template
+from wxcrm.notifications.notify import Recipient, tell_advisor
+from wxcrm.notifications.repository import NotificationRepository
+from wxcrm.notifications.templates import TemplateName
 from wxcrm.users.models import User
 
 log = structlog.get_logger(__name__)
@@ -477,7 +476,6 @@ async def _warn(database: Database, settings: Settings, now: datetime) -> int:
     warn_from = now - timedelta(
         days=settings.pool_recycle_after_days - settings.pool_recycle_warning_days
     )
-    spec = template(settings, TemplateName.customer_action)
     warned, after = 0, ""
     while True:
         async with database.writer() as session:
@@ -501,7 +499,7 @@ async def _warn(database: Database, settings: Settings, now: datetime) -> int:
             ).all()
             if not rows:
                 return warned
-            warned += await _warn_batch(session, settings, spec, rows, now)
+            warned += await _warn_batch(session, settings, rows, now)
             await session.commit()
         if len(rows) < _JOB_BATCH:
             return warned
@@ -509,25 +507,16 @@ async def _warn(database: Database, settings: Settings, now: datetime) -> int:
 
 
 async def _warn_batch(
-    session: AsyncSession,
-    settings: Settings,
-    spec: Template,
-    rows: Sequence[Any],
-    now: datetime,
+    session: AsyncSession, settings: Settings, rows: Sequence[Any], now: datetime
 ) -> int:
     owners = {row[3] for row in rows}
     keys = {row[0]: warning_key(row[0], now) for row in rows}
-    sent_today = set(
-        await session.scalars(
-            select(Notification.fold_key).where(
-                Notification.event == WARNING_EVENT,
-                Notification.advisor_id.in_(owners),
-                Notification.fold_key.in_(list(keys.values())),
-                # Only today's keys can match; the bound lets the (advisor, created) index
-                # skip an advisor's older notifications.
-                Notification.created_at >= utcnow() - timedelta(days=2),
-            )
-        )
+    sent_today = await NotificationRepository(session).already_told(
+        event=WARNING_EVENT,
+        advisor_ids=owners,
+        fold_keys=keys.values(),
+        # The keys name the day, so only today's can match: two days back is bound enough.
+        since=utcnow() - timedelta(days=2),
     )
     users = await session.execute(select(User.id, User.openid).where(User.id.in_(owners)))
     openids: dict[str, str | None] = {str(row[0]): row[1] for row in users}
@@ -536,32 +525,21 @@ async def _warn_batch(
         due = _due(settings, last_follow_up, assigned)
         if due <= now or keys[customer_id] in sent_today:
             continue
-        skip_reason = await unsendable_reason(
+        queued = await tell_advisor(
             session,
-            advisor_id=owner_id,
-            openid=openids.get(owner_id),
-            template_id=spec.template_id,
-            long_term=spec.long_term,
-        )
-        queued = await queue_notification(
-            session,
+            settings,
+            Recipient(owner_id, openids.get(owner_id)),
             event=WARNING_EVENT,
-            channel=Channel.direct,
-            advisor_id=owner_id,
-            template_id=spec.template_id or None,
-            payload={
-                "template": spec.name.value,
-                "values": {
-                    "title": WARNING_TITLE,
-                    "time": due.isoformat(),
-                    "phone": phone,
-                    "customer_name": name,
-                },
-                "page": f"pages/customer/detail?id={customer_id}",
+            template=TemplateName.customer_action,
+            values={
+                "title": WARNING_TITLE,
+                "time": due.isoformat(),
+                "phone": phone,
+                "customer_name": name,
             },
+            page=f"pages/customer/detail?id={customer_id}",
             fold_key=keys[customer_id],
             fold_window=timedelta(days=1),
-            skip_reason=skip_reason,
         )
         if not queued.folded:
             warned += 1

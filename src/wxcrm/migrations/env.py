@@ -9,8 +9,8 @@ from sqlalchemy.engine import Connection
 
 from wxcrm.core.db import create_engine
 from wxcrm.core.models import UTCDateTime
-from wxcrm.models import Base
 from wxcrm.core.settings import get_settings
+from wxcrm.models import Base
 
 target_metadata = Base.metadata
 

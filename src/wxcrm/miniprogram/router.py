@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from wxcrm.core.db import Database, DatabaseDep, SessionDep
+from wxcrm.core.db import DatabaseDep, SessionDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import envelope
-from wxcrm.core.errors import BadRequest, Forbidden, UpstreamWeChatError, ValidationFailed
+from wxcrm.core.errors import BadRequest, Forbidden
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram import service
@@ -21,12 +21,8 @@ from wxcrm.miniprogram.schemas import (
     OpenidIn,
     PhoneIn,
 )
-from wxcrm.notifications.subscriptions import spend_credit, zero_credits
 from wxcrm.users.deps import CurrentManager, CurrentUser
-from wxcrm.users.repository import UserRepository
 from wxcrm.wechat.deps import WeChatDep, exchange_login_code
-from wxcrm.wechat.errors import WeChatError
-from wxcrm.wechat.keywords import UnfittableValue, fit_template_data
 
 router = APIRouter(prefix="/api", tags=["mini program"])
 
@@ -146,43 +142,10 @@ async def send_message(
     wechat: WeChatDep,
 ) -> dict[str, Any]:
     """Send a subscribe message now (admins and managers); values are fitted first."""
-    try:
-        data = fit_template_data({key: item.value for key, item in body.data.items()})
-    except UnfittableValue as error:
-        raise ValidationFailed.on_field(f"data.{error.key}", error.message) from error
-    long_term = body.template_id in settings.wechat_long_term_templates
-    # WeChat first, the database after: no transaction is open while we wait on WeChat.
-    try:
-        sent = await wechat.send_subscribe_message(
-            touser=body.touser,
-            template_id=body.template_id,
-            data=data,
-            page=body.page,
-            miniprogram_state=body.miniprogram_state or settings.miniprogram_state,
-            lang=body.lang or settings.wechat_lang,
-        )
-    except WeChatError as error:
-        if error.errcode == 43101:
-            await _no_sends_left(database, body.touser, body.template_id)
-        raise UpstreamWeChatError(
-            f"发送订阅消息失败：{error.errmsg}",
-            {"errcode": error.errcode, "errmsg": error.errmsg},
-        ) from error
-    advisor = await UserRepository(session).by_openid(body.touser)
-    if advisor is not None and not long_term:
-        await spend_credit(session, advisor.id, body.template_id)
-    msgid = int(sent.msgid) if sent.msgid.isdigit() else sent.msgid
-    return envelope({"errcode": 0, "errmsg": "ok", "msgid": msgid}, "发送订阅消息成功")
-
-
-async def _no_sends_left(database: Database, openid: str, template_id: str) -> None:
-    """43101: the advisor with this openid has no sends left. Recorded in a transaction of
-    its own, as the request itself fails."""
-    async with database.writer() as session:
-        advisor = await UserRepository(session).by_openid(openid)
-        if advisor is not None:
-            await zero_credits(session, advisor.id, template_id)
-            await session.commit()
+    msgid = await service.send_subscribe_message(session, database, settings, wechat, body)
+    # WeChat's msgid is a number on the wire; the client keeps it as text.
+    number = int(msgid) if msgid.isdigit() else msgid
+    return envelope({"errcode": 0, "errmsg": "ok", "msgid": number}, "发送订阅消息成功")
 
 
 def _action_out(action: CustomerAction, *, shown: bool) -> dict[str, Any]:

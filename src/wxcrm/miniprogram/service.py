@@ -1,5 +1,6 @@
 """The rules behind the mini program's endpoints: login, verified phones, advisors'
-subscriptions, customer actions that become leads and notify the advisor."""
+subscriptions, customer actions that become leads and notify the advisor, and sending a
+subscribe message at once."""
 
 from __future__ import annotations
 
@@ -10,23 +11,30 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.core.db import dialect_insert
-from wxcrm.core.errors import BadRequest, ValidationFailed
+from wxcrm.core.db import Database, dialect_insert
+from wxcrm.core.errors import BadRequest, UpstreamWeChatError, ValidationFailed
 from wxcrm.core.models import utcnow
 from wxcrm.core.security import create_token
 from wxcrm.core.settings import Settings
 from wxcrm.customers.leads import Lead, create_or_link_lead, normalize_phone
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram.models import MiniProgramUser
-from wxcrm.miniprogram.schemas import ActionType, AdvisorSubscribeIn, CustomerActionIn
-from wxcrm.notifications.models import AdvisorSubscription, NotificationStatus
-from wxcrm.notifications.outbox import Channel, queue_notification
-from wxcrm.notifications.subscriptions import record_decision, unsendable_reason
-from wxcrm.notifications.templates import TemplateName, template
+from wxcrm.miniprogram.schemas import (
+    ActionType,
+    AdvisorSubscribeIn,
+    CustomerActionIn,
+    MessageSendIn,
+)
+from wxcrm.notifications.delivery import NO_SUBSCRIPTION
+from wxcrm.notifications.models import AdvisorSubscription
+from wxcrm.notifications.notify import Recipient, tell_advisor
+from wxcrm.notifications.subscriptions import record_decision, spend_credit, zero_credits
+from wxcrm.notifications.templates import TemplateName
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
 from wxcrm.wechat.client import LoginSession, WeChatClient
 from wxcrm.wechat.errors import WeChatError, wechat_failure
+from wxcrm.wechat.keywords import UnfittableValue, fit_template_data
 
 # What the advisor's notification says, per action, for a new and for a known customer.
 TITLES: dict[ActionType, tuple[str, str]] = {
@@ -116,6 +124,56 @@ async def save_subscription(
         add_credit=accepted and not push_is_authority,
         data=data,
     )
+
+
+# -- sending a subscribe message at once ---------------------------------------------------------
+
+
+async def send_subscribe_message(
+    session: AsyncSession,
+    database: Database,
+    settings: Settings,
+    wechat: WeChatClient,
+    body: MessageSendIn,
+) -> str:
+    """Send a subscribe message now, values fitted first, and spend the advisor's send;
+    returns WeChat's msgid."""
+    try:
+        data = fit_template_data({key: item.value for key, item in body.data.items()})
+    except UnfittableValue as error:
+        raise ValidationFailed.on_field(f"data.{error.key}", error.message) from error
+    long_term = body.template_id in settings.wechat_long_term_templates
+    # WeChat first, the database after: no transaction is open while we wait on WeChat.
+    try:
+        sent = await wechat.send_subscribe_message(
+            touser=body.touser,
+            template_id=body.template_id,
+            data=data,
+            page=body.page,
+            miniprogram_state=body.miniprogram_state or settings.miniprogram_state,
+            lang=body.lang or settings.wechat_lang,
+        )
+    except WeChatError as error:
+        if error.errcode == NO_SUBSCRIPTION:
+            await _no_sends_left(database, body.touser, body.template_id)
+        raise UpstreamWeChatError(
+            f"发送订阅消息失败：{error.errmsg}",
+            {"errcode": error.errcode, "errmsg": error.errmsg},
+        ) from error
+    advisor = await UserRepository(session).by_openid(body.touser)
+    if advisor is not None and not long_term:
+        await spend_credit(session, advisor.id, body.template_id)
+    return sent.msgid
+
+
+async def _no_sends_left(database: Database, openid: str, template_id: str) -> None:
+    """43101: the advisor with this openid has no sends left. Recorded in a transaction of
+    its own, as the request itself fails (and rolls its own back)."""
+    async with database.writer() as session:
+        advisor = await UserRepository(session).by_openid(openid)
+        if advisor is not None:
+            await zero_credits(session, advisor.id, template_id)
+            await session.commit()
 
 
 # -- customer actions -----------------------------------------------------------------------------
@@ -248,7 +306,6 @@ async def _notify_advisor(
     Repeated actions of one customer towards one advisor inside the fold window make one
     message. When nothing can be sent the row is written skipped, saying why.
     """
-    spec = template(settings, TemplateName.customer_action)
     new_title, known_title = TITLES[action_type]
     if customer is not None and shown:
         phone, name = customer.phone, customer.name
@@ -257,38 +314,25 @@ async def _notify_advisor(
         # No page of a customer the advisor could not open anyway.
         phone = HIDDEN_PHONE if customer is not None else NO_PHONE
         name, page = ANONYMOUS_NAME, CUSTOMER_PAGE
-    payload: dict[str, Any] = {
-        "template": spec.name.value,
-        "values": {
+    window = settings.notify_fold_window_minutes
+    queued = await tell_advisor(
+        session,
+        settings,
+        Recipient(advisor.id, advisor.openid),
+        event="customer_action",
+        template=TemplateName.customer_action,
+        values={
             "title": new_title if created else known_title,
             "time": utcnow().isoformat(),
             "phone": phone,
             "customer_name": name,
         },
-        "page": page,
-        "openid": openid,
-        "actionType": action_type.value,
-    }
-    skip_reason = await unsendable_reason(
-        session,
-        advisor_id=advisor.id,
-        openid=advisor.openid,
-        template_id=spec.template_id,
-        long_term=spec.long_term,
-    )
-    window = settings.notify_fold_window_minutes
-    queued = await queue_notification(
-        session,
-        event="customer_action",
-        channel=Channel.direct,
-        advisor_id=advisor.id,
-        template_id=spec.template_id or None,
-        payload=payload,
+        page=page,
+        details={"openid": openid, "actionType": action_type.value},
         fold_key=f"customer_action:{advisor.id}:{openid}",
         fold_window=timedelta(minutes=window) if window > 0 else None,
-        skip_reason=skip_reason,
     )
-    return queued.notification.status != NotificationStatus.skipped.value
+    return not queued.skipped
 
 
 def _text(value: Any) -> str | None:

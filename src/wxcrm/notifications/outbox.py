@@ -33,6 +33,11 @@ class Queued:
     # True when the event was folded into an earlier notification instead of adding one.
     folded: bool
 
+    @property
+    def skipped(self) -> bool:
+        """Nothing will be sent for it: the row was written `skipped`, saying why."""
+        return self.notification.status == NotificationStatus.skipped.value
+
 
 async def queue_notification(
     session: AsyncSession,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,6 +56,27 @@ class NotificationRepository:
             .order_by(NotificationAttempt.started_at, NotificationAttempt.number)
         )
         return rows.all()
+
+    async def already_told(
+        self,
+        *,
+        event: str,
+        advisor_ids: Collection[str],
+        fold_keys: Collection[str],
+        since: datetime,
+    ) -> set[str]:
+        """Which of `fold_keys` an `event` to one of `advisor_ids` has been queued under since
+        `since`, in any state (a skipped one too: it was decided, and said why)."""
+        rows = await self.session.scalars(
+            select(Notification.fold_key).where(
+                Notification.event == event,
+                Notification.advisor_id.in_(advisor_ids),
+                Notification.fold_key.in_(list(fold_keys)),
+                # The bound lets the (advisor, created) index skip older notifications.
+                Notification.created_at >= since,
+            )
+        )
+        return {key for key in rows if key is not None}
 
     async def backlog(self) -> dict[str, int]:
         """How many rows are in each state that still needs attention."""

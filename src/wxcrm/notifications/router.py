@@ -8,32 +8,21 @@ from fastapi import APIRouter, Path, Query
 
 from wxcrm.core.db import SessionDep
 from wxcrm.core.envelope import envelope
-from wxcrm.core.errors import Conflict, NotFound
 from wxcrm.core.ids import OBJECT_ID_PATTERN
-from wxcrm.core.models import utcnow
 from wxcrm.core.pagination import PageDep, page_body
-from wxcrm.notifications.models import Notification, NotificationStatus
-from wxcrm.notifications.outbox import wake_workers
+from wxcrm.notifications import service
+from wxcrm.notifications.models import NotificationStatus
 from wxcrm.notifications.repository import NotificationRepository
 from wxcrm.notifications.schemas import AttemptOut, NotificationDetailOut, NotificationOut
 from wxcrm.users.deps import CurrentManager, CurrentUser
-from wxcrm.users.models import User
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
 NotificationId = Annotated[str, Path(pattern=OBJECT_ID_PATTERN.pattern, description="通知ID")]
-RETRYABLE = {NotificationStatus.failed.value, NotificationStatus.skipped.value}
 
 
 def _dump(model: NotificationOut) -> dict[str, Any]:
     return model.model_dump(by_alias=True, mode="json")
-
-
-def _visible(notification: Notification | None, user: User) -> Notification:
-    # An advisor sees only its own notifications; another's is as good as missing.
-    if notification is None or (not user.is_staff_manager and notification.advisor_id != user.id):
-        raise NotFound("通知不存在")
-    return notification
 
 
 @router.get("")
@@ -67,7 +56,7 @@ async def get_notification(
 ) -> dict[str, Any]:
     """One notification with every delivery attempt."""
     repository = NotificationRepository(session)
-    notification = _visible(await repository.get(notification_id), user)
+    notification = service.visible(await repository.get(notification_id), user)
     attempts = [AttemptOut.model_validate(a) for a in await repository.attempts(notification.id)]
     summary = NotificationOut.model_validate(notification).model_dump()
     detail = NotificationDetailOut(**summary, attempt_log=attempts)
@@ -79,14 +68,5 @@ async def retry_notification(
     notification_id: NotificationId, session: SessionDep, user: CurrentManager
 ) -> dict[str, Any]:
     """Send a failed or skipped notification again (admins and managers)."""
-    repository = NotificationRepository(session)
-    notification = _visible(await repository.get(notification_id, for_update=True), user)
-    if notification.status not in RETRYABLE:
-        raise Conflict(f"只有发送失败或已跳过的通知可以重试（当前状态：{notification.status}）")
-    notification.status = NotificationStatus.pending.value
-    notification.attempts = 0
-    notification.scheduled_at = utcnow()
-    notification.skip_reason = None
-    await session.flush()
-    await wake_workers(session)
+    notification = await service.retry(session, notification_id, user)
     return envelope(_dump(NotificationOut.model_validate(notification)), "已重新加入发送队列")

@@ -2,6 +2,7 @@
 
 One-time subscriptions allow one message per "accept" and accumulate (wechat-api.md §3.2);
 WeChat reports no count, so we keep the ledger: +1 per accept, −1 per send, 0 after 43101.
+Every change of `AdvisorSubscription.credits` is made by a function of this module.
 """
 
 from __future__ import annotations
@@ -65,6 +66,34 @@ async def record_decision(
     return subscription
 
 
+async def grant_credits(
+    session: AsyncSession,
+    *,
+    advisor_id: str,
+    openid: str | None,
+    template_id: str,
+    credits: int,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AdvisorSubscription:
+    """Subscribe an advisor to a template with `credits` more sends, as that many accepts
+    would: for seeding (the demo, the benchmarks, the tests). Prompts answered in the mini
+    program go through `record_decision`, one send each."""
+    subscription = await record_decision(
+        session,
+        advisor_id=advisor_id,
+        template_id=template_id,
+        openid=openid,
+        accepted=True,
+        add_credit=False,
+        data=data,
+        at=at,
+    )
+    subscription.credits += credits
+    await session.flush()
+    return subscription
+
+
 async def spend_credit(session: AsyncSession, advisor_id: str, template_id: str) -> bool:
     """Take one send from the ledger; False when none is left."""
     result = await session.execute(
@@ -78,6 +107,43 @@ async def spend_credit(session: AsyncSession, advisor_id: str, template_id: str)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def take_credits(
+    session: AsyncSession, advisor_id: str, template_id: str, wanted: int
+) -> int:
+    """Take up to `wanted` sends of one advisor's template for a batch; returns how many.
+
+    The row stays locked until the caller's transaction ends, so two workers claiming for
+    one advisor cannot both take its last send.
+    """
+    matches = (
+        AdvisorSubscription.advisor_id == advisor_id,
+        AdvisorSubscription.template_id == template_id,
+    )
+    available = await session.scalar(
+        select(AdvisorSubscription.credits).where(*matches).with_for_update()
+    )
+    granted = min(wanted, available or 0)
+    if granted > 0:
+        await session.execute(
+            update(AdvisorSubscription)
+            .where(*matches)
+            .values(credits=AdvisorSubscription.credits - granted)
+        )
+    return granted
+
+
+async def give_back_credit(session: AsyncSession, advisor_id: str, template_id: str) -> None:
+    """Return a send taken for a delivery that WeChat never made: the grant is unspent."""
+    await session.execute(
+        update(AdvisorSubscription)
+        .where(
+            AdvisorSubscription.advisor_id == advisor_id,
+            AdvisorSubscription.template_id == template_id,
+        )
+        .values(credits=AdvisorSubscription.credits + 1)
+    )
 
 
 async def zero_credits(session: AsyncSession, advisor_id: str, template_id: str) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.db import Database
@@ -28,14 +28,16 @@ from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.notifications.delivery import Delivery, Outcome, deliver
-from wxcrm.notifications.models import (
-    AdvisorSubscription,
-    Notification,
-    NotificationAttempt,
-    NotificationStatus,
-)
+from wxcrm.notifications.models import Notification, NotificationAttempt, NotificationStatus
 from wxcrm.notifications.outbox import WAKE_CHANNEL, Channel
-from wxcrm.notifications.subscriptions import NO_CREDIT, NO_OPENID, NO_TEMPLATE
+from wxcrm.notifications.subscriptions import (
+    NO_CREDIT,
+    NO_OPENID,
+    NO_TEMPLATE,
+    give_back_credit,
+    take_credits,
+    zero_credits,
+)
 from wxcrm.notifications.templates import TemplateName, template
 from wxcrm.users.models import User
 from wxcrm.wechat.client import WeChatClient
@@ -343,7 +345,7 @@ class DeliveryWorker:
                 needs_credit.setdefault(key, []).append(delivery)
 
         for (advisor_id, template_id), waiting in needs_credit.items():
-            granted = await self._take_credits(session, advisor_id, template_id, len(waiting))
+            granted = await take_credits(session, advisor_id, template_id, len(waiting))
             for delivery in waiting[:granted]:
                 delivery.credit_reserved = True
                 ready.append(delivery)
@@ -361,26 +363,6 @@ class DeliveryWorker:
                 .execution_options(synchronize_session=False)
             )
         return ready, skipped
-
-    async def _take_credits(
-        self, session: AsyncSession, advisor_id: str, template_id: str, wanted: int
-    ) -> int:
-        """Take up to `wanted` credits of one advisor's template; returns how many."""
-        matches = (
-            AdvisorSubscription.advisor_id == advisor_id,
-            AdvisorSubscription.template_id == template_id,
-        )
-        available = await session.scalar(
-            select(AdvisorSubscription.credits).where(*matches).with_for_update()
-        )
-        granted = min(wanted, available or 0)
-        if granted > 0:
-            await session.execute(
-                update(AdvisorSubscription)
-                .where(*matches)
-                .values(credits=AdvisorSubscription.credits - granted)
-            )
-        return granted
 
     async def _settle_skipped(
         self, session: AsyncSession, skipped: list[tuple[Delivery, str]], now: datetime
@@ -484,19 +466,13 @@ class DeliveryWorker:
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             return  # no longer ours: whoever holds it now settles the credit
-        subscription = and_(
-            AdvisorSubscription.advisor_id == delivery.advisor_id,
-            AdvisorSubscription.template_id == delivery.template_id,
-        )
-        if outcome.zero_credits:
-            await session.execute(update(AdvisorSubscription).where(subscription).values(credits=0))
-        elif delivery.credit_reserved:
-            # WeChat did not deliver, so the user's grant was not spent: give it back.
-            await session.execute(
-                update(AdvisorSubscription)
-                .where(subscription)
-                .values(credits=AdvisorSubscription.credits + 1)
-            )
+        # A row without an advisor or a template has no subscription to settle.
+        if delivery.advisor_id and delivery.template_id:
+            if outcome.zero_credits:
+                await zero_credits(session, delivery.advisor_id, delivery.template_id)
+            elif delivery.credit_reserved:
+                # WeChat did not deliver, so the user's grant was not spent: give it back.
+                await give_back_credit(session, delivery.advisor_id, delivery.template_id)
         log_level = "info" if outcome.status is NotificationStatus.pending else "warning"
         getattr(self.log, log_level)(
             "notification not delivered",
@@ -548,15 +524,8 @@ class DeliveryWorker:
                     )
                     .execution_options(synchronize_session=False)
                 )
-                if reserved:
-                    await session.execute(
-                        update(AdvisorSubscription)
-                        .where(
-                            AdvisorSubscription.advisor_id == advisor_id,
-                            AdvisorSubscription.template_id == template_id,
-                        )
-                        .values(credits=AdvisorSubscription.credits + 1)
-                    )
+                if reserved and advisor_id and template_id:
+                    await give_back_credit(session, advisor_id, template_id)
             await session.commit()
         if stalled:
             self.log.warning("recovered stalled notifications", count=len(stalled))
