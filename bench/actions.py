@@ -52,7 +52,8 @@ from wxcrm.core.security import create_token
 from wxcrm.customers.leads import create_or_link_lead
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram.models import MiniProgramUser
-from wxcrm.notifications.models import AdvisorSubscription, Notification
+from wxcrm.notifications.models import Notification
+from wxcrm.notifications.subscriptions import grant_credits
 from wxcrm.users.models import Role
 from wxcrm.users.service import create_user
 
@@ -146,15 +147,12 @@ async def seed(database: Database) -> list[tuple[str, str]]:
                 name=f"顾问{a}",
             )
             advisor.openid = f"o-bench-advisor-{a}"
-            session.add(
-                AdvisorSubscription(
-                    advisor_id=advisor.id,
-                    template_id=TEMPLATE,
-                    openid=advisor.openid,
-                    subscribed=True,
-                    subscribe_time=utcnow(),
-                    credits=CREDITS,
-                )
+            await grant_credits(
+                session,
+                advisor_id=advisor.id,
+                openid=advisor.openid,
+                template_id=TEMPLATE,
+                credits=CREDITS,
             )
             advisors.append((advisor.id, advisor.openid))
         now = utcnow()

@@ -29,10 +29,11 @@ from bench.common import (
 )
 from wxcrm.core.db import Database
 from wxcrm.core.logging import configure_logging
-from wxcrm.core.security import hash_password
-from wxcrm.notifications.models import AdvisorSubscription, Notification
+from wxcrm.notifications.models import Notification
 from wxcrm.notifications.outbox import Channel, queue_notification
-from wxcrm.users.models import User
+from wxcrm.notifications.subscriptions import grant_credits
+from wxcrm.users.models import Role
+from wxcrm.users.service import create_user
 
 TEMPLATE = "tmpl-bench"
 STARTUP_S = 4.0
@@ -41,19 +42,16 @@ OPENID = "o-bench-advisor"
 
 async def seed(database: Database, count: int) -> str:
     async with database.writer() as session:
-        advisor = User(
+        advisor = await create_user(
+            session,
             username="bench-advisor",
-            password_hash=hash_password("bench-password"),
+            password="bench-password",
+            role=Role.advisor,
             name="顾问",
-            role="advisor",
-            openid=OPENID,
         )
-        session.add(advisor)
-        await session.flush()
-        session.add(
-            AdvisorSubscription(
-                advisor_id=advisor.id, template_id=TEMPLATE, openid=OPENID, credits=count + 1
-            )
+        advisor.openid = OPENID
+        await grant_credits(
+            session, advisor_id=advisor.id, openid=OPENID, template_id=TEMPLATE, credits=count + 1
         )
         for n in range(count):
             await queue_notification(

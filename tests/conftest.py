@@ -24,6 +24,7 @@ from wxcrm.app import create_app
 from wxcrm.core.db import Database, ShortReads, get_session, get_short_reads
 from wxcrm.core.migrations import migrate
 from wxcrm.core.settings import Environment, Settings
+from wxcrm.models import Base
 from wxcrm.wechat.client import WeChatClient
 from wxcrm.wechat.models import WeChatToken
 from wxcrm.wechat.sim import SimControl, SimServer, SimState
@@ -76,6 +77,20 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory, sim_ur
     )
 
 
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    """Retries within tenths of a second, a worker that polls and beats often."""
+    return settings.model_copy(
+        update={
+            "outbox_retry_base_seconds": 0.02,
+            "outbox_retry_max_seconds": 0.1,
+            "worker_poll_seconds": 0.05,
+            "worker_heartbeat_seconds": 0.2,
+            "worker_stale_seconds": 1.0,
+        }
+    )
+
+
 @pytest.fixture(scope="session")
 async def wechat_http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as http:
@@ -115,23 +130,28 @@ def _plain_logs() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def _shared_app(settings: Settings, database: Database) -> FastAPI:
-    """One app per database for the session: making one costs some 50 ms."""
-    return create_app(settings, database=database, run_migrations=False)
+def _shared_apps(settings: Settings, database: Database) -> dict[str, FastAPI]:
+    """One app per database and fixture for the session (`app`'s requests run in the test's
+    session, `committed_app`'s commit): making one costs some 50 ms."""
+    return {
+        fixture: create_app(settings, database=database, run_migrations=False)
+        for fixture in ("app", "committed_app")
+    }
 
 
 @pytest.fixture
 async def app(
-    _shared_app: FastAPI,
+    _shared_apps: dict[str, FastAPI],
     settings: Settings,
     database: Database,
     session: AsyncSession,
     wechat_http: httpx.AsyncClient,
 ) -> AsyncIterator[FastAPI]:
     """The app, its requests running in the test's rolled-back session."""
+    shared = _shared_apps["app"]
     # What the lifespan would have made (ASGITransport runs no lifespan); new for each
     # test, as the simulator is: no token remembered from an earlier one.
-    _shared_app.state.wechat = WeChatClient.from_settings(wechat_http, database, settings)
+    shared.state.wechat = WeChatClient.from_settings(wechat_http, database, settings)
 
     async def test_session_dependency() -> AsyncIterator[AsyncSession]:
         try:
@@ -145,33 +165,93 @@ async def app(
     async def test_short_reads() -> ShortReads:
         return lambda: nullcontext(session)
 
-    _shared_app.state.settings = settings
-    await _shared_app.state.rate_limiter.reset()  # each test starts with no counts
-    _shared_app.dependency_overrides[get_session] = test_session_dependency
-    _shared_app.dependency_overrides[get_short_reads] = test_short_reads
-    yield _shared_app
-    _shared_app.dependency_overrides.clear()
-    _shared_app.state.settings = settings  # a test may have swapped it
+    shared.state.settings = settings
+    await shared.state.rate_limiter.reset()  # each test starts with no counts
+    shared.dependency_overrides[get_session] = test_session_dependency
+    shared.dependency_overrides[get_short_reads] = test_short_reads
+    yield shared
+    shared.dependency_overrides.clear()
+    shared.state.settings = settings  # a test may have swapped it
+
+
+async def forget_token(database: Database) -> None:
+    """Delete the stored access token: the simulator was reset and no longer knows it."""
+    async with database.writer() as writer:
+        await writer.execute(delete(WeChatToken))
+        await writer.commit()
 
 
 @pytest.fixture
 async def wechat_token(app: FastAPI, database: Database, sim_control: SimControl) -> str:
     """A fresh access token, stored before the test writes anything.
 
-    The simulator was reset, so a stored token is forgotten first. On SQLite a token
-    refresh during a request would wait for the test's own open write transaction.
+    On SQLite a token refresh during a request would wait for the test's own open write
+    transaction.
     """
-    async with database.writer() as writer:
-        await writer.execute(delete(WeChatToken))
-        await writer.commit()
+    await forget_token(database)
     wechat: WeChatClient = app.state.wechat
     return await wechat.tokens.get()
 
 
+def asgi_client(app: FastAPI) -> httpx.AsyncClient:
+    """An HTTP client calling `app` in-process (no lifespan runs)."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with asgi_client(app) as http:
+        yield http
+
+
+# -- committed rows: for workers and concurrent requests, which use sessions of their own ----
+
+
+async def empty_database(database: Database) -> None:
+    """Delete every row of every table of the models, children before their parents."""
+    async with database.writer() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            await session.execute(table.delete())
+        await session.commit()
+
+
+@pytest.fixture
+async def committed(database: Database) -> AsyncIterator[Database]:
+    """The database, for tests whose rows must be committed: emptied afterwards.
+
+    The stored access token goes first, as the simulator was reset.
+    """
+    await forget_token(database)
+    yield database
+    await empty_database(database)
+
+
+@pytest.fixture
+def committed_settings(settings: Settings) -> Settings:
+    """The settings of `committed_app`: a folder overrides this fixture to change them."""
+    return settings
+
+
+@pytest.fixture
+async def committed_app(
+    _shared_apps: dict[str, FastAPI],
+    committed: Database,
+    committed_settings: Settings,
+    wechat_http: httpx.AsyncClient,
+) -> FastAPI:
+    """The app with real transactions: each request commits. The database is emptied
+    afterwards (`committed`)."""
+    app = _shared_apps["committed_app"]
+    app.state.settings = committed_settings
+    app.state.wechat = WeChatClient.from_settings(wechat_http, committed, committed_settings)
+    await app.state.rate_limiter.reset()  # each test starts with no counts
+    return app
+
+
+@pytest.fixture
+async def live_client(committed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(committed_app) as http:
         yield http
 
 

@@ -34,6 +34,7 @@ from wxcrm.core.settings import Settings
 from wxcrm.customers.leads import DEFAULT_CONTRACT_STATUS, new_customer_number, normalize_phone
 from wxcrm.customers.models import AssignmentHistory, Customer, FollowUp
 from wxcrm.notifications.models import AdvisorSubscription
+from wxcrm.notifications.subscriptions import grant_credits
 from wxcrm.users import service as users_service
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
@@ -259,16 +260,14 @@ async def seed_once(session: AsyncSession, settings: Settings) -> bool:
             settings.wechat_template_customer_action,
             settings.wechat_template_customer_assigned,
         ):
-            session.add(
-                AdvisorSubscription(
-                    advisor_id=advisor.id,
-                    template_id=template_id,
-                    openid=demo.openid,
-                    subscribed=True,
-                    subscribe_time=now,
-                    subscribe_data={"source": "demo", "subscriptionStatus": "accept"},
-                    credits=CREDITS,
-                )
+            await grant_credits(
+                session,
+                advisor_id=advisor.id,
+                openid=demo.openid,
+                template_id=template_id,
+                credits=CREDITS,
+                data={"source": "demo", "subscriptionStatus": "accept"},
+                at=now,
             )
     rows = demo_customers(settings, admin, advisors, now)
     session.add_all(rows.customers)

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import assert_error
-from tests.factories import DEFAULT_PASSWORD, make_user
+from tests.factories import DEFAULT_PASSWORD, make_user, mp_headers
 from tests.live import STAFF_PASSWORD, create_staff, own_database, served, server_env
-from tests.miniprogram.conftest import action_body, mp_headers
+from tests.miniprogram.conftest import action_body
 from wxcrm.core.ratelimit import RateLimiter
 from wxcrm.core.settings import Settings
 from wxcrm.customers.models import CustomerAction

@@ -4,7 +4,7 @@ the cloud function), responses as SPEC §3.5, and a failing WeChat that fails no
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -13,25 +13,23 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import ASSIGN_TEMPLATE, TEST_SECRET_KEY, assert_error
+from tests.conftest import ASSIGN_TEMPLATE, assert_error
 from tests.customers.conftest import (
     Team,
-    add_customer,
-    add_user,
     count,
     deliver_until_settled,
+    give_credits,
     make_team,
-    subscribe,
     worker_for,
 )
+from tests.factories import add_customer, add_user, mp_headers
 from wxcrm.core.db import Database
 from wxcrm.core.ids import new_id
-from wxcrm.core.security import create_token
 from wxcrm.core.settings import Settings
 from wxcrm.customers.models import AssignmentHistory, Customer
-from wxcrm.notifications.models import AdvisorSubscription, Notification, NotificationAttempt
+from wxcrm.notifications.models import Notification, NotificationAttempt
 from wxcrm.notifications.subscriptions import NO_CREDIT, NO_OPENID, available_credits
-from wxcrm.users.models import Role, User
+from wxcrm.users.models import Role
 from wxcrm.wechat.keywords import SHANGHAI
 from wxcrm.wechat.sim import SimControl
 from wxcrm.wechat.sim.state import Endpoint
@@ -130,19 +128,6 @@ async def owners(session: AsyncSession, *customers: Customer) -> list[str | None
 def wechat_time(value: str) -> str:
     """How the assignment's time appears in a `time` keyword: China's wall clock."""
     return datetime.fromisoformat(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-
-
-async def give_credits(session: AsyncSession, advisor: User, credits: int = 5) -> None:
-    session.add(
-        AdvisorSubscription(
-            advisor_id=advisor.id,
-            template_id=ASSIGN_TEMPLATE,
-            openid=advisor.openid,
-            subscribed=True,
-            credits=credits,
-        )
-    )
-    await session.commit()
 
 
 @pytest.fixture
@@ -516,7 +501,7 @@ async def _committed_setup(database: Database, endpoint: str) -> tuple[Team, lis
             )
             for n in range(1 if endpoint in SINGLE else 2)
         ]
-    await subscribe(database, team.other, credits=1)
+        await give_credits(session, team.other, credits=1)
     return team, customers
 
 
@@ -670,8 +655,7 @@ async def test_a_mini_program_customers_token_may_not_assign(
 ) -> None:
     """The mini-program form takes a staff token; a customer's session token is not one."""
     customer = await add_customer(session, None)
-    token = create_token(TEST_SECRET_KEY, "o-some-customer", "miniprogram", timedelta(hours=1))
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = mp_headers("o-some-customer")
     response = await assign(client, endpoint, headers, [customer.id], bound_team.other.id)
     assert_error(response, 401, "UNAUTHORIZED")
     assert await owners(session, customer) == [None]

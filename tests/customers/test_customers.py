@@ -13,13 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import assert_error
-from tests.customers.conftest import (
-    Team,
-    add_customer,
-    add_user,
-    count,
-    staff_headers,
-)
+from tests.customers.conftest import Team, count
+from tests.factories import add_customer, add_user, staff_headers
 from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings

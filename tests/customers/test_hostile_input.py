@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import assert_error
-from tests.customers.conftest import Team, add_customer
+from tests.customers.conftest import Team
+from tests.factories import add_customer
 from wxcrm.customers.models import Customer, FollowUp
 
 

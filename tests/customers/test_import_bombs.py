@@ -17,8 +17,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import assert_error
-from tests.customers.conftest import add_user, staff_headers
 from tests.customers.test_transfer import csv_bytes, customers, upload, xlsx_bytes
+from tests.factories import add_user, staff_headers
 from wxcrm.core.db import Database
 from wxcrm.customers import transfer_service
 from wxcrm.customers.models import Customer

@@ -4,9 +4,7 @@ concurrent claims, and the job that recycles neglected customers (SPEC §4)."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,96 +12,22 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import ACTION_TEMPLATE, TEST_SECRET_KEY, assert_error
-from wxcrm.app import create_app
+from tests.conftest import ACTION_TEMPLATE, assert_error
+from tests.factories import add_customer, add_user, committed_advisor, make_customer, staff_headers
 from wxcrm.core.db import Database
 from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
-from wxcrm.core.security import create_token
 from wxcrm.core.settings import Settings
 from wxcrm.customers import pool_service
-from wxcrm.customers.leads import new_customer_number
 from wxcrm.customers.models import AssignmentHistory, Customer
 from wxcrm.customers.pool_service import RecycleResult, day_start, recycle_to_pool
 from wxcrm.jobs import scheduled_jobs
-from wxcrm.notifications.models import AdvisorSubscription, Notification, NotificationStatus
+from wxcrm.notifications.models import Notification, NotificationStatus
 from wxcrm.notifications.subscriptions import NO_OPENID
 from wxcrm.users.models import Role, User
-
-# Phones unlikely to meet other tests' rows, and never each other.
-_phones = itertools.count(random.randrange(10**7))
-_serial = itertools.count(1)
-
-
-def _phone() -> str:
-    return f"166{next(_phones) % 10**8:08d}"
-
-
-def _customer(owner_id: str | None = None, **fields: Any) -> Customer:
-    now = utcnow()
-    values: dict[str, Any] = {
-        "customer_no": new_customer_number(),
-        "name": "客户",
-        "phone": _phone(),
-        "owner_id": owner_id,
-        "assigned_at": now if owner_id else None,
-        "pool_entered_at": None if owner_id else now,
-    }
-    values.update(fields)
-    return Customer(**values)
-
-
-@dataclass(frozen=True)
-class Staff:
-    """A staff member and its token. Not the ORM object: requests share the test's session,
-    and one that fails rolls it back, expiring every object in it."""
-
-    id: str
-    headers: dict[str, str]
-
-
-def _new_user(role: Role) -> User:
-    # Never logs in: tokens are issued directly, sparing argon2's deliberate slowness.
-    n = next(_serial)
-    return User(
-        id=new_id(),
-        username=f"pool-{role.value}-{n}",
-        password_hash="!",
-        name=f"员工{n}",
-        role=role,
-    )
-
-
-def _headers(user_id: str) -> dict[str, str]:
-    """A staff token, as POST /api/auth/login issues."""
-    token = create_token(TEST_SECRET_KEY, user_id, "staff", timedelta(hours=1))
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def staff(session: AsyncSession, role: Role = Role.advisor) -> Staff:
-    user = _new_user(role)
-    session.add(user)
-    await session.commit()  # a savepoint's end: a failing request rolls back only its own work
-    return Staff(user.id, _headers(user.id))
-
-
-@dataclass(frozen=True)
-class Made:
-    """What a test needs of a customer it made (not the ORM object, for the same reason)."""
-
-    id: str
-    phone: str
-    customer_no: str
-
-
-async def make_customer(session: AsyncSession, owner: Staff | None = None, **fields: Any) -> Made:
-    customer = _customer(owner.id if owner else None, **fields)
-    session.add(customer)
-    await session.commit()
-    return Made(customer.id, customer.phone, customer.customer_no)
 
 
 async def history(session: AsyncSession, customer_id: str) -> list[AssignmentHistory]:
@@ -134,28 +58,28 @@ def _ok(response: httpx.Response) -> Any:
 async def test_the_pool_lists_unowned_customers_newest_first_without_frozen_for_advisors(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    manager = await staff(session, Role.manager)
-    advisor = await staff(session, Role.advisor)
+    manager = await add_user(session, Role.manager)
+    advisor = await add_user(session, Role.advisor)
     now = utcnow()
     tag = {"search": f"池{random.randrange(10**6)}"}  # these customers only
-    old = await make_customer(
+    old = await add_customer(
         session, name=f"{tag['search']}老", pool_entered_at=now - timedelta(days=3)
     )
-    new = await make_customer(
+    new = await add_customer(
         session, name=f"{tag['search']}新", pool_entered_at=now - timedelta(hours=1)
     )
-    frozen = await make_customer(session, name=f"{tag['search']}冻结", is_frozen=True)
-    await make_customer(session, advisor, name=f"{tag['search']}有主")
+    frozen = await add_customer(session, name=f"{tag['search']}冻结", is_frozen=True)
+    await add_customer(session, advisor, name=f"{tag['search']}有主")
 
     advisor_view = _ok(
-        await client.get("/api/customers/public-pool", params=tag, headers=advisor.headers)
+        await client.get("/api/customers/public-pool", params=tag, headers=staff_headers(advisor))
     )
     assert advisor_view["message"] == "获取公海客户成功"
     assert [c["_id"] for c in advisor_view["data"]["items"]] == [new.id, old.id]
     assert advisor_view["data"]["total"] == 2
     assert all(c["inPublicPool"] for c in advisor_view["data"]["items"])
 
-    manager_headers = manager.headers
+    manager_headers = staff_headers(manager)
     manager_view = _ok(
         await client.get("/api/customers/public-pool", params=tag, headers=manager_headers)
     )
@@ -175,12 +99,12 @@ async def test_the_pool_lists_unowned_customers_newest_first_without_frozen_for_
 async def test_the_pool_filters_like_the_customers_list(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    advisor = await staff(session, Role.advisor)
-    headers = advisor.headers
-    nanny = await make_customer(
+    advisor = await add_user(session, Role.advisor)
+    headers = staff_headers(advisor)
+    nanny = await add_customer(
         session, name="李月嫂", lead_source="美团", service_category="月嫂", lead_level="A类"
     )
-    cleaner = await make_customer(
+    cleaner = await add_customer(
         session, name="王保洁", lead_source="抖音", service_category="保洁", lead_level="B类"
     )
 
@@ -207,13 +131,13 @@ async def test_the_pool_needs_a_login(client: httpx.AsyncClient) -> None:
 async def test_an_advisor_claims_customers_with_a_history_row_each(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    advisor = await staff(session, Role.advisor)
-    first = await make_customer(session)
-    second = await make_customer(session)
+    advisor = await add_user(session, Role.advisor)
+    first = await add_customer(session)
+    second = await add_customer(session)
     response = await client.post(
         "/api/customers/public-pool/claim",
         json={"customerIds": [first.id, second.id, first.id]},
-        headers=advisor.headers,
+        headers=staff_headers(advisor),
     )
     body = _ok(response)
     assert body["message"] == "领取完成：成功 2 个，失败 0 个"
@@ -228,7 +152,7 @@ async def test_an_advisor_claims_customers_with_a_history_row_each(
         assert row.channel == "claim"
 
     listed = _ok(
-        await client.get("/api/customers", headers=advisor.headers)
+        await client.get("/api/customers", headers=staff_headers(advisor))
     )  # now the advisor's own
     assert {c["_id"] for c in listed["data"]["items"]} == {first.id, second.id}
 
@@ -236,17 +160,17 @@ async def test_an_advisor_claims_customers_with_a_history_row_each(
 async def test_a_claim_reports_each_refused_customer(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    advisor = await staff(session, Role.advisor)
-    other = await staff(session, Role.advisor)
-    owned = await make_customer(session, other)
-    frozen = await make_customer(session, is_frozen=True)
-    free = await make_customer(session)
+    advisor = await add_user(session, Role.advisor)
+    other = await add_user(session, Role.advisor)
+    owned = await add_customer(session, other)
+    frozen = await add_customer(session, is_frozen=True)
+    free = await add_customer(session)
     unknown = new_id()
     body = _ok(
         await client.post(
             "/api/customers/public-pool/claim",
             json={"customerIds": [unknown, owned.id, frozen.id, free.id]},
-            headers=advisor.headers,
+            headers=staff_headers(advisor),
         )
     )
     assert body["message"] == "领取完成：成功 1 个，失败 3 个"
@@ -267,10 +191,12 @@ async def test_a_claim_reports_each_refused_customer(
 async def test_a_claim_needs_one_to_a_hundred_ids(
     client: httpx.AsyncClient, session: AsyncSession, ids: list[str] | None, field: str
 ) -> None:
-    advisor = await staff(session, Role.advisor)
+    advisor = await add_user(session, Role.advisor)
     body = {} if ids is None else {"customerIds": ids}
     error = assert_error(
-        await client.post("/api/customers/public-pool/claim", json=body, headers=advisor.headers),
+        await client.post(
+            "/api/customers/public-pool/claim", json=body, headers=staff_headers(advisor)
+        ),
         400,
         "VALIDATION_ERROR",
     )
@@ -280,12 +206,12 @@ async def test_a_claim_needs_one_to_a_hundred_ids(
 async def test_a_claim_of_more_than_a_hundred_is_refused(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    advisor = await staff(session, Role.advisor)
+    advisor = await add_user(session, Role.advisor)
     assert_error(
         await client.post(
             "/api/customers/public-pool/claim",
             json={"customerIds": [new_id() for _ in range(101)]},
-            headers=advisor.headers,
+            headers=staff_headers(advisor),
         ),
         400,
         "VALIDATION_ERROR",
@@ -296,8 +222,8 @@ async def test_the_daily_claim_limit_counts_todays_claims_only(
     app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     app.state.settings = settings.model_copy(update={"pool_daily_claim_limit": 2})
-    advisor = await staff(session, Role.advisor)
-    earlier = [await make_customer(session, advisor) for _ in range(2)]
+    advisor = await add_user(session, Role.advisor)
+    earlier = [await add_customer(session, advisor) for _ in range(2)]
     now = utcnow()
     # One claim today (counts) and one last night before midnight in China (does not).
     for customer, at in ((earlier[0], now), (earlier[1], day_start(now) - timedelta(minutes=1))):
@@ -310,8 +236,8 @@ async def test_the_daily_claim_limit_counts_todays_claims_only(
                 created_at=at,
             )
         )
-    free = [await make_customer(session) for _ in range(2)]
-    headers = advisor.headers
+    free = [await add_customer(session) for _ in range(2)]
+    headers = staff_headers(advisor)
     body = _ok(
         await client.post(
             "/api/customers/public-pool/claim",
@@ -333,14 +259,14 @@ async def test_the_holding_cap_counts_every_customer_held(
     app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     app.state.settings = settings.model_copy(update={"pool_holding_cap": 2})
-    advisor = await staff(session, Role.advisor)
-    await make_customer(session, advisor)  # assigned, not claimed: held all the same
-    free = [await make_customer(session) for _ in range(3)]
+    advisor = await add_user(session, Role.advisor)
+    await add_customer(session, advisor)  # assigned, not claimed: held all the same
+    free = [await add_customer(session) for _ in range(3)]
     body = _ok(
         await client.post(
             "/api/customers/public-pool/claim",
             json={"customerIds": [c.id for c in free]},
-            headers=advisor.headers,
+            headers=staff_headers(advisor),
         )
     )
     assert body["message"] == "领取完成：成功 1 个，失败 2 个"
@@ -354,13 +280,13 @@ async def test_managers_claim_without_advisors_limits(
     app.state.settings = settings.model_copy(
         update={"pool_holding_cap": 0, "pool_daily_claim_limit": 0}
     )
-    manager = await staff(session, Role.manager)
-    released_by_them = await make_customer(session, previous_owner_id=manager.id)
+    manager = await add_user(session, Role.manager)
+    released_by_them = await add_customer(session, previous_owner_id=manager.id)
     body = _ok(
         await client.post(
             "/api/customers/public-pool/claim",
             json={"customerIds": [released_by_them.id]},
-            headers=manager.headers,
+            headers=staff_headers(manager),
         )
     )
     assert body["data"]["success"] == 1
@@ -372,14 +298,14 @@ async def test_managers_claim_without_advisors_limits(
 async def test_an_advisor_releases_its_customer_with_a_reason(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    advisor = await staff(session, Role.advisor)
-    customer = await make_customer(session, advisor)
+    advisor = await add_user(session, Role.advisor)
+    customer = await add_customer(session, advisor)
     before = utcnow()
     body = _ok(
         await client.post(
             f"/api/customers/{customer.id}/release-to-pool",
             json={"reason": "  客户暂无需求 "},
-            headers=advisor.headers,
+            headers=staff_headers(advisor),
         )
     )
     assert body["message"] == "释放成功"
@@ -397,9 +323,9 @@ async def test_an_advisor_releases_its_customer_with_a_reason(
 async def test_a_release_needs_a_reason(
     client: httpx.AsyncClient, session: AsyncSession, body: dict[str, str]
 ) -> None:
-    advisor = await staff(session, Role.advisor)
-    customer = await make_customer(session, advisor)
-    headers = advisor.headers
+    advisor = await add_user(session, Role.advisor)
+    customer = await add_customer(session, advisor)
+    headers = staff_headers(advisor)
     for path, payload in (
         (f"/api/customers/{customer.id}/release-to-pool", body),
         ("/api/customers/batch-release-to-pool", body | {"customerIds": [customer.id]}),
@@ -414,15 +340,15 @@ async def test_a_release_needs_a_reason(
 async def test_advisors_release_neither_anothers_nor_signed_nor_frozen_customers(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    advisor = await staff(session, Role.advisor)
-    other = await staff(session, Role.advisor)
-    anothers = await make_customer(session, other)
-    signed = await make_customer(session, advisor, contract_status="已签约")
-    frozen = await make_customer(session, advisor, is_frozen=True)
-    in_pool = await make_customer(session)
-    headers = advisor.headers
+    advisor = await add_user(session, Role.advisor)
+    other = await add_user(session, Role.advisor)
+    anothers = await add_customer(session, other)
+    signed = await add_customer(session, advisor, contract_status="已签约")
+    frozen = await add_customer(session, advisor, is_frozen=True)
+    in_pool = await add_customer(session)
+    headers = staff_headers(advisor)
 
-    async def release(customer: Made) -> httpx.Response:
+    async def release(customer: Customer) -> httpx.Response:
         return await client.post(
             f"/api/customers/{customer.id}/release-to-pool",
             json={"reason": "不想跟了"},
@@ -442,11 +368,11 @@ async def test_advisors_release_neither_anothers_nor_signed_nor_frozen_customers
 async def test_managers_release_any_customer_but_not_one_already_in_the_pool(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    manager = await staff(session, Role.manager)
-    advisor = await staff(session, Role.advisor)
-    signed = await make_customer(session, advisor, contract_status="已签约", is_frozen=True)
-    in_pool = await make_customer(session)
-    headers = manager.headers
+    manager = await add_user(session, Role.manager)
+    advisor = await add_user(session, Role.advisor)
+    signed = await add_customer(session, advisor, contract_status="已签约", is_frozen=True)
+    in_pool = await add_customer(session)
+    headers = staff_headers(manager)
     body = _ok(
         await client.post(
             f"/api/customers/{signed.id}/release-to-pool",
@@ -479,18 +405,18 @@ async def test_managers_release_any_customer_but_not_one_already_in_the_pool(
 async def test_a_batch_release_reports_each_refused_customer(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    advisor = await staff(session, Role.advisor)
-    other = await staff(session, Role.advisor)
-    mine = [await make_customer(session, advisor) for _ in range(2)]
-    anothers = await make_customer(session, other)
-    signed = await make_customer(session, advisor, contract_status="已签约")
-    frozen = await make_customer(session, advisor, is_frozen=True)
+    advisor = await add_user(session, Role.advisor)
+    other = await add_user(session, Role.advisor)
+    mine = [await add_customer(session, advisor) for _ in range(2)]
+    anothers = await add_customer(session, other)
+    signed = await add_customer(session, advisor, contract_status="已签约")
+    frozen = await add_customer(session, advisor, is_frozen=True)
     ids = [mine[0].id, anothers.id, signed.id, frozen.id, mine[1].id]
     body = _ok(
         await client.post(
             "/api/customers/batch-release-to-pool",
             json={"customerIds": ids, "reason": "批量清理"},
-            headers=advisor.headers,
+            headers=staff_headers(advisor),
         )
     )
     assert body["message"] == "批量释放完成：成功 2 个，失败 3 个"
@@ -513,10 +439,10 @@ async def test_a_batch_release_reports_each_refused_customer(
 async def test_the_cooling_period_keeps_a_customer_from_its_last_owner(
     app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    advisor = await staff(session, Role.advisor)
-    colleague = await staff(session, Role.advisor)
-    customer = await make_customer(session, advisor)
-    headers = advisor.headers
+    advisor = await add_user(session, Role.advisor)
+    colleague = await add_user(session, Role.advisor)
+    customer = await add_customer(session, advisor)
+    headers = staff_headers(advisor)
     _ok(
         await client.post(
             f"/api/customers/{customer.id}/release-to-pool",
@@ -546,7 +472,7 @@ async def test_the_cooling_period_keeps_a_customer_from_its_last_owner(
 
     # Another advisor is never held back by someone else's cooling period.
     app.state.settings = settings
-    cooled = await make_customer(
+    cooled = await add_customer(
         session, previous_owner_id=advisor.id, pool_entered_at=utcnow() - timedelta(days=1)
     )
     assert (
@@ -554,12 +480,12 @@ async def test_the_cooling_period_keeps_a_customer_from_its_last_owner(
             await client.post(
                 "/api/customers/public-pool/claim",
                 json={"customerIds": [cooled.id]},
-                headers=colleague.headers,
+                headers=staff_headers(colleague),
             )
         )["data"]["success"]
         == 1
     )
-    aged = await make_customer(
+    aged = await add_customer(
         session,
         previous_owner_id=advisor.id,
         pool_entered_at=utcnow() - timedelta(days=settings.pool_cooling_days, minutes=1),
@@ -579,39 +505,21 @@ async def test_the_cooling_period_keeps_a_customer_from_its_last_owner(
 
 @dataclass
 class Committed:
-    """Rows written in transactions of their own, as workers and concurrent requests see them."""
+    """Rows written in transactions of their own, as workers and concurrent requests see them
+    (the `committed` fixture empties the database afterwards)."""
 
     database: Database
     users: list[str] = field(default_factory=list)
     customers: list[str] = field(default_factory=list)
 
-    async def user(
-        self, role: Role = Role.advisor, *, openid: bool = True, credits: int = 0
-    ) -> User:
-        async with self.database.writer() as session:
-            user = _new_user(role)
-            if openid:
-                user.openid = f"o-pool-{user.id}"
-            session.add(user)
-            await session.flush()
-            if credits:
-                session.add(
-                    AdvisorSubscription(
-                        advisor_id=user.id,
-                        template_id=ACTION_TEMPLATE,
-                        openid=user.openid,
-                        subscribed=True,
-                        credits=credits,
-                    )
-                )
-            await session.commit()
+    async def user(self, *, openid: bool = True, credits: int = 0) -> User:
+        user = await committed_advisor(self.database, credits=credits, bound=openid)
         self.users.append(user.id)
         return user
 
     async def customer(self, owner: User | None = None, **fields: Any) -> Customer:
         async with self.database.writer() as session:
-            customer = _customer(owner.id if owner else None, **fields)
-            session.add(customer)
+            customer = await make_customer(session, owner, **fields)
             await session.commit()
         self.customers.append(customer.id)
         return customer
@@ -638,56 +546,23 @@ class Committed:
             )
             return list(rows)
 
-    async def clean(self) -> None:
-        async with self.database.writer() as session:
-            await session.execute(
-                delete(Notification).where(Notification.advisor_id.in_(self.users))
-            )
-            await session.execute(
-                delete(AssignmentHistory).where(
-                    or_(
-                        AssignmentHistory.customer_id.in_(self.customers),
-                        AssignmentHistory.by_user_id.in_(self.users),
-                    )
-                )
-            )
-            await session.execute(delete(Customer).where(Customer.id.in_(self.customers)))
-            await session.execute(
-                delete(AdvisorSubscription).where(AdvisorSubscription.advisor_id.in_(self.users))
-            )
-            await session.execute(delete(User).where(User.id.in_(self.users)))
-            await session.commit()
-
 
 @pytest.fixture
-async def committed(database: Database) -> AsyncIterator[Committed]:
-    rows = Committed(database)
-    try:
-        yield rows
-    finally:
-        await rows.clean()
-
-
-@pytest.fixture
-async def live_client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with real transactions: each request commits, and may run beside another."""
-    app = create_app(settings, database=database, run_migrations=False)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
+def pool_rows(committed: Database) -> Committed:
+    return Committed(committed)
 
 
 async def test_concurrent_claims_of_one_customer_have_one_winner(
-    committed: Committed, live_client: httpx.AsyncClient
+    pool_rows: Committed, live_client: httpx.AsyncClient
 ) -> None:
-    advisors = [await committed.user() for _ in range(4)]
-    customer = await committed.customer()
+    advisors = [await pool_rows.user() for _ in range(4)]
+    customer = await pool_rows.customer()
     responses = await asyncio.gather(
         *(
             live_client.post(
                 "/api/customers/public-pool/claim",
                 json={"customerIds": [customer.id]},
-                headers=_headers(advisor.id),
+                headers=staff_headers(advisor),
             )
             for advisor in advisors
         )
@@ -700,8 +575,8 @@ async def test_concurrent_claims_of_one_customer_have_one_winner(
         if not body["success"]
     )
     winner = advisors[[body["success"] for body in bodies].index(1)]
-    assert (await committed.get(customer.id)).owner_id == winner.id
-    [row] = await committed.history()
+    assert (await pool_rows.get(customer.id)).owner_id == winner.id
+    [row] = await pool_rows.history()
     assert (row.channel, row.to_user_id) == ("claim", winner.id)
 
 
@@ -712,7 +587,7 @@ def test_workers_run_the_recycle_job() -> None:
 
 
 async def test_the_recycle_job_recycles_the_stale_and_warns_once_a_day(
-    committed: Committed, settings: Settings
+    pool_rows: Committed, settings: Settings
 ) -> None:
     assert (settings.pool_recycle_after_days, settings.pool_recycle_warning_days) == (15, 3)
     now = utcnow()
@@ -720,43 +595,43 @@ async def test_the_recycle_job_recycles_the_stale_and_warns_once_a_day(
     def ago(days: float) -> datetime:
         return now - timedelta(days=days)
 
-    advisor = await committed.user(credits=5)
-    unbound = await committed.user(openid=False)
-    never_followed = await committed.customer(advisor, assigned_at=ago(20))
-    followed_long_ago = await committed.customer(
+    advisor = await pool_rows.user(credits=5)
+    unbound = await pool_rows.user(openid=False)
+    never_followed = await pool_rows.customer(advisor, assigned_at=ago(20))
+    followed_long_ago = await pool_rows.customer(
         advisor, assigned_at=ago(40), last_follow_up_at=ago(16)
     )
     spared = [
-        await committed.customer(advisor, assigned_at=ago(40), last_follow_up_at=ago(2)),
-        await committed.customer(advisor, assigned_at=ago(40), contract_status="已签约"),
-        await committed.customer(advisor, assigned_at=ago(40), is_frozen=True),
+        await pool_rows.customer(advisor, assigned_at=ago(40), last_follow_up_at=ago(2)),
+        await pool_rows.customer(advisor, assigned_at=ago(40), contract_status="已签约"),
+        await pool_rows.customer(advisor, assigned_at=ago(40), is_frozen=True),
         # Just handed over: its previous owner's silence does not count against the new one.
-        await committed.customer(advisor, assigned_at=ago(1), last_follow_up_at=ago(30)),
-        await committed.customer(advisor, assigned_at=ago(5)),
+        await pool_rows.customer(advisor, assigned_at=ago(1), last_follow_up_at=ago(30)),
+        await pool_rows.customer(advisor, assigned_at=ago(5)),
     ]
-    due_soon = await committed.customer(
+    due_soon = await pool_rows.customer(
         advisor, name="赵女士", assigned_at=ago(40), last_follow_up_at=ago(13)
     )
-    unbound_due_soon = await committed.customer(unbound, assigned_at=ago(13.5))
-    in_pool = await committed.customer(pool_entered_at=ago(60))
+    unbound_due_soon = await pool_rows.customer(unbound, assigned_at=ago(13.5))
+    in_pool = await pool_rows.customer(pool_entered_at=ago(60))
 
-    result = await recycle_to_pool(committed.database, settings, now)
+    result = await recycle_to_pool(pool_rows.database, settings, now)
     assert result == RecycleResult(recycled=2, warned=2)
     for customer in (never_followed, followed_long_ago):
-        recycled = await committed.get(customer.id)
+        recycled = await pool_rows.get(customer.id)
         assert recycled.owner_id is None and recycled.previous_owner_id == advisor.id
         assert recycled.pool_entered_at == now
     for customer in [*spared, due_soon]:
-        assert (await committed.get(customer.id)).owner_id == advisor.id
-    assert (await committed.get(in_pool.id)).pool_entered_at == ago(60)
-    rows = await committed.history()
+        assert (await pool_rows.get(customer.id)).owner_id == advisor.id
+    assert (await pool_rows.get(in_pool.id)).pool_entered_at == ago(60)
+    rows = await pool_rows.history()
     assert {row.customer_id for row in rows} == {never_followed.id, followed_long_ago.id}
     assert {
         (row.channel, row.from_user_id, row.to_user_id, row.by_user_id, row.reason) for row in rows
     } == {("auto_recycle", advisor.id, None, None, "超过15天未跟进，自动回收")}
 
     warning, unbound_warning = sorted(
-        await committed.warnings(), key=lambda n: n.advisor_id != advisor.id
+        await pool_rows.warnings(), key=lambda n: n.advisor_id != advisor.id
     )
     assert warning.event == "pool_recycle_warning" and warning.channel == "direct"
     assert warning.status == NotificationStatus.pending.value
@@ -778,47 +653,47 @@ async def test_the_recycle_job_recycles_the_stale_and_warns_once_a_day(
     assert unbound_warning.fold_key == pool_service.warning_key(unbound_due_soon.id, now)
 
     # Again the same day, even with the first warning already sent: nothing more.
-    async with committed.database.writer() as session:
+    async with pool_rows.database.writer() as session:
         sent = await session.get(Notification, warning.id)
         assert sent is not None
         sent.status = NotificationStatus.sent.value
         await session.commit()
-    assert await recycle_to_pool(committed.database, settings, now) == RecycleResult()
-    assert len(await committed.warnings()) == 2 and len(await committed.history()) == 2
+    assert await recycle_to_pool(pool_rows.database, settings, now) == RecycleResult()
+    assert len(await pool_rows.warnings()) == 2 and len(await pool_rows.history()) == 2
 
     # The next day: one more warning each, nothing recycled yet.
     next_day = now + timedelta(days=1)
-    assert await recycle_to_pool(committed.database, settings, next_day) == RecycleResult(
+    assert await recycle_to_pool(pool_rows.database, settings, next_day) == RecycleResult(
         recycled=0, warned=2
     )
     # Past their recycling moments: back to the pool, and the last owner must cool off.
     later = ago(13) + timedelta(days=15, seconds=1)
-    assert await recycle_to_pool(committed.database, settings, later) == RecycleResult(
+    assert await recycle_to_pool(pool_rows.database, settings, later) == RecycleResult(
         recycled=2, warned=0
     )
-    async with committed.database.writer() as session:
+    async with pool_rows.database.writer() as session:
         claimed = await pool_service.claim(session, settings, advisor, [due_soon.id], now=later)
         assert claimed.errors == [{"customerId": due_soon.id, "error": "冷却期内不能领取"}]
 
 
 async def test_recycle_jobs_running_at_once_move_and_warn_each_customer_once(
-    committed: Committed, settings: Settings
+    pool_rows: Committed, settings: Settings
 ) -> None:
     now = utcnow()
-    advisor = await committed.user(credits=1)
+    advisor = await pool_rows.user(credits=1)
     stale = [
-        await committed.customer(advisor, assigned_at=now - timedelta(days=20)) for _ in range(3)
+        await pool_rows.customer(advisor, assigned_at=now - timedelta(days=20)) for _ in range(3)
     ]
     due_soon = [
-        await committed.customer(advisor, assigned_at=now - timedelta(days=14)) for _ in range(2)
+        await pool_rows.customer(advisor, assigned_at=now - timedelta(days=14)) for _ in range(2)
     ]
     results = await asyncio.gather(
-        *(recycle_to_pool(committed.database, settings, now) for _ in range(3))
+        *(recycle_to_pool(pool_rows.database, settings, now) for _ in range(3))
     )
     assert sum(r.recycled for r in results) == len(stale)
     assert sum(r.warned for r in results) == len(due_soon)
-    assert len(await committed.history()) == len(stale)
-    warnings = await committed.warnings()
+    assert len(await pool_rows.history()) == len(stale)
+    warnings = await pool_rows.warnings()
     assert sorted(n.fold_key or "" for n in warnings) == sorted(
         pool_service.warning_key(c.id, now) for c in due_soon
     )

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from tests.conftest import ACTION_TEMPLATE
-from tests.miniprogram.conftest import committed_advisor
+from tests.factories import committed_advisor
 from tests.miniprogram.test_actions import act, deliver, notifications
 from wxcrm.core.db import Database
 from wxcrm.core.settings import Settings

@@ -12,8 +12,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import ACTION_TEMPLATE, assert_error
-from tests.factories import DEFAULT_PASSWORD, make_user, token_for
-from tests.miniprogram.conftest import action_body, committed_advisor, mp_headers
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    committed_advisor,
+    make_user,
+    mp_headers,
+    token_for,
+)
+from tests.miniprogram.conftest import action_body
 from wxcrm.core.db import Database
 from wxcrm.core.settings import Settings
 from wxcrm.customers.models import Customer, CustomerAction

@@ -7,7 +7,6 @@ taken in the test's own session (the app writes in the same transaction).
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import ACTION_TEMPLATE, TEST_SECRET_KEY, assert_error
-from tests.factories import make_user, token_for
+from tests.factories import add_user, make_user, token_for
+from tests.miniprogram.conftest import action_body as seed_action_body
 from wxcrm.core.security import create_token
 from wxcrm.core.settings import Settings
 from wxcrm.customers.models import Customer, CustomerAction
@@ -128,24 +128,6 @@ class Staff:
     headers: dict[str, str]
 
 
-_serial = itertools.count(1)
-
-
-async def _committed_user(session: AsyncSession, role: Role) -> User:
-    """A staff member, committed (a savepoint released): a refused request's rollback must
-    not take it away. Made with no password (argon2 costs a third of a second a hash here,
-    and hundreds of tests need staff): its tokens are issued as a login issues them."""
-    user = User(
-        username=f"bad-input-{role.value}-{next(_serial)}",
-        password_hash="no-password",
-        name=f"{role.value} for bad input",
-        role=role.value,
-    )
-    session.add(user)
-    await session.commit()
-    return user
-
-
 def staff_headers(settings: Settings, user: User) -> dict[str, str]:
     token, _ = issue_staff_token(settings, user)
     return {"Authorization": f"Bearer {token}"}
@@ -153,18 +135,18 @@ def staff_headers(settings: Settings, user: User) -> dict[str, str]:
 
 @pytest.fixture
 async def advisor_id(session: AsyncSession) -> str:
-    return (await _committed_user(session, Role.advisor)).id
+    return (await add_user(session, Role.advisor)).id
 
 
 @pytest.fixture
 async def advisor(session: AsyncSession, settings: Settings) -> Staff:
-    user = await _committed_user(session, Role.advisor)
+    user = await add_user(session, Role.advisor)
     return Staff(user.id, staff_headers(settings, user))
 
 
 @pytest.fixture
 async def manager(session: AsyncSession, settings: Settings) -> Staff:
-    user = await _committed_user(session, Role.manager)
+    user = await add_user(session, Role.manager)
     return Staff(user.id, staff_headers(settings, user))
 
 
@@ -184,16 +166,9 @@ async def unchanged(session: AsyncSession) -> AsyncIterator[None]:
 
 def action_body(advisor_id: str, **fields: Any) -> dict[str, Any]:
     """A valid action with a valid new phone: were it accepted, it would make a lead."""
-    body: dict[str, Any] = {
-        "customerId": OPENID,
-        "advisorId": advisor_id,
-        "actionType": "view_resume",
-        "actionData": {"resumeId": "resume-1", "timestamp": "2024-01-01T12:00:00.000Z"},
-        "customerName": "张三",
-        "customerPhone": VALID_PHONE,
-    }
-    body.update(fields)
-    return body
+    data = {"resumeId": "resume-1", "timestamp": "2024-01-01T12:00:00.000Z"}
+    body = seed_action_body(OPENID, advisor_id, actionData=data, customerPhone=VALID_PHONE)
+    return body | fields
 
 
 ACTION_FIELD_CASES: list[tuple[str, Any]] = [
@@ -331,7 +306,7 @@ async def test_customer_action_with_an_unknown_advisor_is_refused(
 async def test_customer_action_towards_a_user_who_is_not_an_advisor_is_refused(
     client: httpx.AsyncClient, session: AsyncSession, role: Role
 ) -> None:
-    other = (await _committed_user(session, role)).id
+    other = (await add_user(session, role)).id
     before = await row_counts(session)
     response = await client.post(ACTION_URL, json=action_body(other), headers=miniprogram_headers())
     assert_field_error(response, "advisorId")
@@ -341,10 +316,7 @@ async def test_customer_action_towards_a_user_who_is_not_an_advisor_is_refused(
 async def test_customer_action_towards_an_inactive_advisor_is_refused(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    user = await _committed_user(session, Role.advisor)
-    user.is_active = False
-    inactive = user.id
-    await session.commit()
+    inactive = (await add_user(session, Role.advisor, active=False)).id
     before = await row_counts(session)
     response = await client.post(
         ACTION_URL, json=action_body(inactive), headers=miniprogram_headers()
@@ -643,7 +615,7 @@ async def test_subscribe_refuses_nan_in_subscribe_data(
 async def test_subscribe_for_another_advisor_is_a_403(
     client: httpx.AsyncClient, session: AsyncSession, advisor: Staff
 ) -> None:
-    other = (await _committed_user(session, Role.advisor)).id
+    other = (await add_user(session, Role.advisor)).id
     before = await row_counts(session)
     response = await client.post(SUBSCRIBE_URL, json=subscribe_body(other), headers=advisor.headers)
     assert_error(response, 403, "FORBIDDEN")

@@ -8,8 +8,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import ACTION_TEMPLATE, assert_error
-from tests.factories import make_user, token_for
-from tests.miniprogram.conftest import action_body, mp_headers
+from tests.factories import make_user, mp_headers, token_for
+from tests.miniprogram.conftest import action_body
 from wxcrm.core.ids import is_object_id
 from wxcrm.users.models import Role
 from wxcrm.wechat.sim import SimControl

@@ -11,48 +11,26 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.routing import NoMatchFound
 
 from tests.conftest import assert_error
-from tests.factories import make_user
-from wxcrm.core.settings import Settings
+from tests.factories import add_user, make_user, new_openid
+from tests.miniprogram.conftest import PUSH_TOKEN, include_push_router
 from wxcrm.miniprogram.models import WeChatPushEvent
-from wxcrm.miniprogram.push import router
 from wxcrm.notifications.models import AdvisorSubscription
 from wxcrm.notifications.subscriptions import get_subscription, record_decision
 from wxcrm.users.models import Role, User
 
-PUSH_TOKEN = "push-token-for-tests"
 URL = "/api/wechat/push"
 TEMPLATE = "tmpl-customer-action"
 OTHER_TEMPLATE = "tmpl-customer-assigned"
 CREATED = 1_700_000_000
 
 
-def include_push_router(app: FastAPI) -> None:
-    try:
-        app.url_path_for("receive_push")
-    except NoMatchFound:
-        app.include_router(router)
-
-
-@pytest.fixture
-def push_app(app: FastAPI, settings: Settings) -> FastAPI:
-    include_push_router(app)
-    app.state.settings = settings.model_copy(update={"wechat_push_token": SecretStr(PUSH_TOKEN)})
-    return app
-
-
 @pytest.fixture
 async def advisor(push_app: FastAPI, session: AsyncSession) -> User:
-    user = await make_user(session, Role.advisor)
-    user.openid = f"o-advisor-{user.id}"
-    # Committed (a savepoint released): a refused request's rollback must not take it away.
-    await session.commit()
-    return user
+    return await add_user(session, openid=new_openid())
 
 
 def signed(

@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -16,21 +16,19 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import SIM_APP_ID, assert_error
-from tests.factories import make_user
-from tests.miniprogram.conftest import committed_advisor
+from tests.factories import add_user, committed_advisor, new_openid
+from tests.miniprogram.conftest import PUSH_TOKEN, include_push_router
 from tests.miniprogram.test_push import (
     CREATED,
     OTHER_TEMPLATE,
-    PUSH_TOKEN,
     TEMPLATE,
     URL,
     acknowledged,
     count,
-    include_push_router,
     popup_json,
     popup_xml,
     signed,
@@ -42,7 +40,7 @@ from wxcrm.miniprogram.models import WeChatPushEvent, WeChatPushNonce
 from wxcrm.miniprogram.push_service import MAX_CLOCK_SKEW_SECONDS, NONCE_RETENTION_SECONDS
 from wxcrm.notifications.models import AdvisorSubscription
 from wxcrm.notifications.subscriptions import get_subscription
-from wxcrm.users.models import Role, User
+from wxcrm.users.models import User
 
 AES_KEY = bytes(range(100, 132))
 # WeChat's EncodingAESKey: the 32-byte key in base64, without its trailing "=".
@@ -51,35 +49,18 @@ OTHER_AES_KEY = bytes(range(32))
 
 
 @pytest.fixture
-def plain_app(app: FastAPI, settings: Settings) -> FastAPI:
-    include_push_router(app)
-    app.state.settings = settings.model_copy(update={"wechat_push_token": SecretStr(PUSH_TOKEN)})
-    return app
-
-
-@pytest.fixture
-def safe_app(app: FastAPI, settings: Settings) -> FastAPI:
-    include_push_router(app)
-    app.state.settings = settings.model_copy(
-        update={
-            "wechat_push_token": SecretStr(PUSH_TOKEN),
-            "wechat_push_aes_key": SecretStr(ENCODING_AES_KEY),
-        }
+def safe_app(push_app: FastAPI) -> FastAPI:
+    """The push in safe mode (安全模式): messages encrypted with the EncodingAESKey."""
+    settings: Settings = push_app.state.settings
+    push_app.state.settings = settings.model_copy(
+        update={"wechat_push_aes_key": SecretStr(ENCODING_AES_KEY)}
     )
-    return app
-
-
-async def new_advisor(session: AsyncSession) -> User:
-    user = await make_user(session, Role.advisor)
-    user.openid = f"o-advisor-{user.id}"
-    # Committed (a savepoint released): a refused request's rollback must not take it away.
-    await session.commit()
-    return user
+    return push_app
 
 
 @pytest.fixture
 async def advisor(session: AsyncSession) -> User:
-    return await new_advisor(session)
+    return await add_user(session, openid=new_openid())
 
 
 # -- WeChat's side of safe mode, written here from its documentation ---------------------------
@@ -147,9 +128,9 @@ async def nothing_written(session: AsyncSession) -> None:
 
 
 async def test_a_replayed_signature_with_another_body_is_refused_and_changes_nothing(
-    plain_app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, advisor: User
+    push_app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, advisor: User
 ) -> None:
-    victim = await new_advisor(session)
+    victim = await add_user(session, openid=new_openid())
     # Plain values: a refused request's rollback expires the loaded users.
     (advisor_id, openid), (victim_id, victim_openid) = (
         (user.id, str(user.openid)) for user in (advisor, victim)
@@ -181,7 +162,7 @@ async def test_a_replayed_signature_with_another_body_is_refused_and_changes_not
 
 
 async def test_the_window_refuses_a_stale_timestamp_whatever_its_nonce(
-    plain_app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, advisor: User
+    push_app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, advisor: User
 ) -> None:
     assert advisor.openid
     body = popup_json(advisor.openid, [(TEMPLATE, "accept")])
@@ -193,7 +174,7 @@ async def test_the_window_refuses_a_stale_timestamp_whatever_its_nonce(
 
 
 async def test_nonces_are_purged_once_the_window_refuses_their_timestamp(
-    plain_app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, advisor: User
+    push_app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, advisor: User
 ) -> None:
     assert advisor.openid
     now = int(time.time())
@@ -211,18 +192,12 @@ async def test_nonces_are_purged_once_the_window_refuses_their_timestamp(
 
 
 @pytest.fixture
-async def live_push_app(
-    committed_app: FastAPI, settings: Settings, database: Database
-) -> AsyncIterator[FastAPI]:
-    """The app whose requests commit, with the push configured; its push rows removed after."""
+def live_push_app(committed_app: FastAPI, settings: Settings) -> FastAPI:
+    """The app whose requests commit, with the push configured."""
     committed_app.state.settings = settings.model_copy(
         update={"wechat_push_token": SecretStr(PUSH_TOKEN)}
     )
-    yield committed_app
-    async with database.writer() as session:
-        await session.execute(delete(WeChatPushEvent))
-        await session.execute(delete(WeChatPushNonce))
-        await session.commit()
+    return committed_app
 
 
 @pytest.mark.parametrize("same_body", [True, False], ids=["same-body", "other-body"])

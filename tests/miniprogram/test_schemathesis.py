@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -30,11 +29,10 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import ACTION_TEMPLATE, TEST_SECRET_KEY
-from wxcrm.core.security import create_token
+from tests.conftest import ACTION_TEMPLATE
+from tests.factories import make_user, mp_headers
 from wxcrm.core.settings import Settings
-from wxcrm.notifications.models import AdvisorSubscription
-from wxcrm.users.models import Role, User
+from wxcrm.users.models import Role
 from wxcrm.users.service import issue_staff_token
 from wxcrm.wechat.sim import SimControl
 
@@ -91,40 +89,16 @@ def _bearer(token: str) -> dict[str, str]:
 async def world(
     session: AsyncSession, settings: Settings, sim_control: SimControl, wechat_token: str
 ) -> World:
-    advisor = User(
-        username="schemathesis-advisor",
-        password_hash="no-password",
-        name="顾问",
-        role=Role.advisor.value,
-        openid=ADVISOR_OPENID,
-    )
-    manager = User(
-        username="schemathesis-manager",
-        password_hash="no-password",
-        name="经理",
-        role=Role.manager.value,
-    )
-    session.add_all([advisor, manager])
-    await session.flush()
     # The advisor can be notified: customer actions queue a message in their transaction.
-    session.add(
-        AdvisorSubscription(
-            advisor_id=advisor.id,
-            template_id=ACTION_TEMPLATE,
-            openid=ADVISOR_OPENID,
-            subscribed=True,
-            credits=1_000,
-        )
-    )
+    advisor = await make_user(session, name="顾问", openid=ADVISOR_OPENID, credits=1_000)
+    manager = await make_user(session, Role.manager, name="经理")
     # Committed (a savepoint released): a refused request's rollback must not take it away.
     await session.commit()
     # With a template registered, the simulator refuses unknown template ids (40037) at once.
     await sim_control.register_template(ACTION_TEMPLATE)
     await sim_control.grant(GRANTED_OPENID, ACTION_TEMPLATE, 10_000)
 
-    customer = _bearer(
-        create_token(TEST_SECRET_KEY, CUSTOMER_OPENID, "miniprogram", timedelta(hours=1))
-    )
+    customer = mp_headers(CUSTOMER_OPENID)
     advisor_headers = _bearer(issue_staff_token(settings, advisor)[0])
     manager_headers = _bearer(issue_staff_token(settings, manager)[0])
     return World(

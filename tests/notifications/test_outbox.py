@@ -7,12 +7,10 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.notifications.conftest import Advisor, action_payload
+from tests.notifications.conftest import action_payload
 from wxcrm.core.models import utcnow
 from wxcrm.notifications.models import Notification, NotificationStatus
 from wxcrm.notifications.outbox import Channel, queue_notification
-
-ADVISOR = Advisor("a" * 24, "o-advisor")
 
 
 async def queue(session: AsyncSession, n: int, **kwargs: object) -> tuple[Notification, bool]:

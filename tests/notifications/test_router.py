@@ -6,8 +6,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import assert_error
-from tests.factories import make_user, token_for
-from tests.notifications.conftest import action_payload, make_advisor, queue_action
+from tests.factories import committed_advisor, make_user, token_for
+from tests.notifications.conftest import action_payload, queue_action
 from wxcrm.core.db import Database
 from wxcrm.core.models import utcnow
 from wxcrm.notifications.models import Notification, NotificationAttempt
@@ -146,7 +146,7 @@ async def test_health_shows_the_outbox_backlog(
     client: httpx.AsyncClient, committed: Database
 ) -> None:
     # Health reads with its own connection: the rows must be committed.
-    advisor = await make_advisor(committed)
+    advisor = await committed_advisor(committed)
     async with committed.writer() as session:
         await queue_action(session, advisor)
         await session.commit()

@@ -16,12 +16,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.conftest import ACTION_TEMPLATE, SIM_SECRET, TEST_SECRET_KEY
+from tests.factories import committed_advisor
 from tests.notifications.conftest import (
     LONG_TERM_TEMPLATE,
-    Advisor,
     action_payload,
     grant_at_wechat,
-    make_advisor,
     queue_action,
     queue_committed,
 )
@@ -38,6 +37,7 @@ from wxcrm.notifications.outbox import Channel, queue_notification
 from wxcrm.notifications.subscriptions import NO_CREDIT as SKIP_NO_CREDIT
 from wxcrm.notifications.subscriptions import NO_OPENID as SKIP_NO_OPENID
 from wxcrm.notifications.worker import DeliveryWorker
+from wxcrm.users.models import User
 from wxcrm.wechat.client import WeChatClient
 from wxcrm.wechat.sim import SimControl, SimServer
 
@@ -48,7 +48,7 @@ async def rows(database: Database) -> list[Notification]:
         return list(result.scalars())
 
 
-async def credits(database: Database, advisor: Advisor, template_id: str = ACTION_TEMPLATE) -> int:
+async def credits(database: Database, advisor: User, template_id: str = ACTION_TEMPLATE) -> int:
     async with database.reader() as session:
         value = await session.scalar(
             select(AdvisorSubscription.credits).where(
@@ -108,7 +108,7 @@ async def run_worker_until_settled(worker: DeliveryWorker, database: Database) -
 async def test_a_notification_queued_in_a_rolled_back_transaction_is_never_sent(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 1)
     async with committed.writer() as session:
         await queue_action(session, advisor)
@@ -121,7 +121,7 @@ async def test_a_notification_queued_in_a_rolled_back_transaction_is_never_sent(
 async def test_a_committed_notification_is_sent_once_spending_one_credit(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=3)
+    advisor = await committed_advisor(committed, credits=3)
     await grant_at_wechat(sim_control, advisor, 3)
     await queue_committed(committed, advisor, 1)
     await worker.run_until_idle()
@@ -147,7 +147,7 @@ async def test_a_committed_notification_is_sent_once_spending_one_credit(
 async def test_without_a_credit_the_row_is_skipped_with_the_reason(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 5)
     await queue_committed(committed, advisor, 2)
     await worker.run_until_idle()
@@ -162,7 +162,7 @@ async def test_without_a_credit_the_row_is_skipped_with_the_reason(
 async def test_an_advisor_without_a_bound_openid_is_skipped(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=1, bound=False)
+    advisor = await committed_advisor(committed, credits=1, bound=False)
     await queue_committed(committed, advisor, 1)
     await worker.run_until_idle()
     [row] = await rows(committed)
@@ -183,7 +183,7 @@ async def test_a_long_term_template_spends_no_credit(
             "wechat_long_term_templates": [LONG_TERM_TEMPLATE],
         }
     )
-    advisor = await make_advisor(committed)  # no credit in our ledger
+    advisor = await committed_advisor(committed)  # no credit in our ledger
     assert advisor.openid
     await sim_control.register_template(LONG_TERM_TEMPLATE, long_term=True)
     await sim_control.grant(advisor.openid, LONG_TERM_TEMPLATE, 1)
@@ -203,7 +203,7 @@ async def test_three_transient_failures_then_delivered_exactly_once(
     sim_control: SimControl,
     fault: dict[str, int],
 ) -> None:
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 1)
     await worker.wechat.tokens.get()
     await sim_control.fault("subscribe_send", count=3, **fault)
@@ -226,7 +226,7 @@ async def test_transient_failures_end_in_failed_after_the_last_attempt(
     worker = DeliveryWorker(
         committed, wechat, outbox_settings.model_copy(update={"outbox_max_attempts": 2})
     )
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 1)
     await worker.wechat.tokens.get()
     await sim_control.fault("subscribe_send", count=10, errcode=-1)
@@ -240,7 +240,7 @@ async def test_transient_failures_end_in_failed_after_the_last_attempt(
 async def test_47003_fails_at_once_keeping_the_errcode(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=2)
+    advisor = await committed_advisor(committed, credits=2)
     await grant_at_wechat(sim_control, advisor, 2)
     await worker.wechat.tokens.get()
     await sim_control.fault("subscribe_send", count=1, errcode=47003)
@@ -255,7 +255,7 @@ async def test_47003_fails_at_once_keeping_the_errcode(
 async def test_43101_fails_at_once_and_zeroes_the_advisors_credits(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=5)  # our ledger thinks 5; WeChat has none
+    advisor = await committed_advisor(committed, credits=5)  # our ledger thinks 5; WeChat has none
     await queue_committed(committed, advisor, 1)
     await run_worker_until_settled(worker, committed)
     [row] = await rows(committed)
@@ -267,7 +267,7 @@ async def test_43101_fails_at_once_and_zeroes_the_advisors_credits(
 async def test_a_value_that_cannot_be_fitted_fails_without_sending(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 1)
     payload = action_payload(1)
     payload["values"]["time"] = "明天"  # no time at all: nothing true can stand in for it
@@ -313,7 +313,7 @@ async def test_the_cloud_channel_invokes_the_function_with_the_event(
 async def test_a_cloud_function_reporting_43101_fails_the_row_and_zeroes_credits(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl, sim: SimServer
 ) -> None:
-    advisor = await make_advisor(committed, credits=2, template_id="tmpl-customer-assigned")
+    advisor = await committed_advisor(committed, credits=2, template_id="tmpl-customer-assigned")
 
     def refusing(event: dict[str, Any]) -> dict[str, Any]:
         return {"success": False, "error": "订阅消息发送失败", "errCode": 43101}
@@ -341,7 +341,7 @@ async def test_a_cloud_function_reporting_43101_fails_the_row_and_zeroes_credits
 async def test_rows_of_a_worker_whose_heartbeat_stopped_are_recovered_and_sent(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 1)
     await queue_committed(committed, advisor, 1)
     # A worker claimed it (and its credit), then died.
@@ -369,7 +369,7 @@ async def test_rows_of_a_worker_whose_heartbeat_stopped_are_recovered_and_sent(
 async def test_a_live_workers_rows_are_not_taken_from_it(
     committed: Database, worker: DeliveryWorker, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await queue_committed(committed, advisor, 1)
     async with committed.writer() as session:
         await session.execute(
@@ -406,7 +406,7 @@ async def start_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
 async def test_sigterm_finishes_the_deliveries_in_flight(
     committed: Database, database_url: str, sim_url: str, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=5)
+    advisor = await committed_advisor(committed, credits=5)
     await grant_at_wechat(sim_control, advisor, 5)
     await sim_control.fault("subscribe_send", count=5, delay_ms=1500)
     process = await start_worker(worker_env(database_url, sim_url))
@@ -431,7 +431,7 @@ async def test_sigterm_finishes_the_deliveries_in_flight(
 async def test_a_worker_killed_mid_run_leaves_nothing_unsent(
     committed: Database, database_url: str, sim_url: str, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=1000)
+    advisor = await committed_advisor(committed, credits=1000)
     await grant_at_wechat(sim_control, advisor, 1300)  # room for the few sent twice
     await queue_committed(committed, advisor, 1000)
     env = worker_env(database_url, sim_url)
@@ -461,7 +461,7 @@ async def test_a_worker_killed_mid_run_leaves_nothing_unsent(
 async def test_two_workers_send_each_of_1000_messages_exactly_once(
     committed: Database, database_url: str, sim_url: str, sim_control: SimControl
 ) -> None:
-    advisor = await make_advisor(committed, credits=1000)
+    advisor = await committed_advisor(committed, credits=1000)
     await grant_at_wechat(sim_control, advisor, 1000)
     env = worker_env(database_url, sim_url)
     workers = [await start_worker(env), await start_worker(env)]
@@ -498,7 +498,7 @@ async def test_a_committed_row_wakes_an_idle_worker_without_polling(
     # Polling every 60 s: only the NOTIFY sent at commit can wake the worker in time.
     settings = outbox_settings.model_copy(update={"worker_poll_seconds": 60.0})
     worker = DeliveryWorker(committed, wechat, settings)
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 1)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -521,7 +521,7 @@ async def test_the_api_process_runs_an_embedded_worker_for_its_lifetime(
     from wxcrm.app import create_app
 
     app = create_app(outbox_settings, database=committed, run_migrations=False)
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 1)
     async with app.router.lifespan_context(app):
         await queue_committed(committed, advisor, 1)

@@ -11,7 +11,8 @@ import pytest
 import structlog
 from sqlalchemy.exc import OperationalError
 
-from tests.notifications.conftest import grant_at_wechat, make_advisor, queue_committed
+from tests.factories import committed_advisor
+from tests.notifications.conftest import grant_at_wechat, queue_committed
 from tests.notifications.test_worker import rows, until
 from wxcrm.core.db import Database
 from wxcrm.core.settings import Settings
@@ -52,7 +53,7 @@ async def test_outcomes_that_could_not_be_written_are_written_when_the_database_
     sim_control: SimControl,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    advisor = await make_advisor(committed, credits=1)
+    advisor = await committed_advisor(committed, credits=1)
     await grant_at_wechat(sim_control, advisor, 1)
     await queue_committed(committed, advisor, 1)
     refusals = 0
