@@ -184,6 +184,15 @@ async def prepare(url: str) -> list[tuple[str, str]]:
         await database.dispose()
 
 
+def grant_at_simulator(sim_url: str, advisors: list[tuple[str, str]]) -> None:
+    """WeChat's side of the advisors' credits: the simulator lets each receive that many."""
+    for _, advisor_openid in advisors:
+        httpx.post(
+            f"{sim_url}/sim/subscriptions",
+            json={"openid": advisor_openid, "template_id": TEMPLATE, "count": CREDITS},
+        ).raise_for_status()
+
+
 @contextmanager
 def server(
     url: str,
@@ -341,11 +350,7 @@ def main(arguments: argparse.Namespace, url: str) -> None:
     random.Random(7).shuffle(pattern)
     backend = "sqlite" if url.startswith("sqlite") else "postgresql"
     with tempfile.TemporaryDirectory() as folder, simulator() as sim:
-        for _, advisor_openid in advisors:
-            httpx.post(
-                f"{sim.url}/sim/subscriptions",
-                json={"openid": advisor_openid, "template_id": TEMPLATE, "count": CREDITS},
-            ).raise_for_status()
+        grant_at_simulator(sim.url, advisors)
         log = Path(folder) / "server.log"
         with server(url, sim.url, log, arguments.profile) as (port, process):
             host = f"127.0.0.1:{port}"

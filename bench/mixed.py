@@ -36,12 +36,11 @@ import httpx
 from sqlalchemy import select, update
 
 from bench.actions import (
-    CREDITS,
     MIX,
     OPENIDS,
     SECRET_KEY,
-    TEMPLATE,
     ActionRequests,
+    grant_at_simulator,
     openid,
     prepare,
     server,
@@ -147,11 +146,7 @@ def main(arguments: argparse.Namespace, url: str) -> None:
     random.Random(7).shuffle(pattern)
     backend = "sqlite" if url.startswith("sqlite") else "postgresql"
     with tempfile.TemporaryDirectory() as folder, simulator() as sim:
-        for _, advisor_openid in advisors:
-            httpx.post(
-                f"{sim.url}/sim/subscriptions",
-                json={"openid": advisor_openid, "template_id": TEMPLATE, "count": CREDITS},
-            ).raise_for_status()
+        grant_at_simulator(sim.url, advisors)
         log = Path(folder) / "server.log"
         with server(url, sim.url, log, None) as (port, process):
             host = f"127.0.0.1:{port}"
