@@ -313,7 +313,7 @@ def structured_logs() -> Iterator[None]:
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The failure envelope of SPEC §3, with the given status and error code."""
+    """The failure envelope (README), with the given status and error code."""
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
     assert body["success"] is False

@@ -1,5 +1,5 @@
 """`wxcrm demo`: the API, its delivery worker and the WeChat simulator in one process, the
-WeChat client pointed at the simulator, and demo data seeded once (SPEC §7, §8).
+WeChat client pointed at the simulator, and demo data seeded once (README: Try it).
 
 The simulator keeps its state in memory, so every start grants it again the subscription
 credits our ledger holds: the two agree on how many messages each advisor may still get.

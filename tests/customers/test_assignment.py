@@ -1,6 +1,6 @@
-"""The four assignment endpoints of seed 001 as an admin or manager: customers move, one
+"""The four assignment endpoints as an admin or manager: customers move, one
 history row each, one notification per assignment (at the simulator, directly or through
-the cloud function), responses as SPEC §3.5, and a failing WeChat that fails nothing."""
+the cloud function), responses as the original's, and a failing WeChat that fails nothing."""
 
 from __future__ import annotations
 
@@ -361,7 +361,7 @@ async def test_a_batch_where_nothing_moves_notifies_no_one(
 async def test_a_batch_that_moves_one_customer_is_still_named_as_a_batch(
     client: httpx.AsyncClient, session: AsyncSession, bound_team: Team, endpoint: str
 ) -> None:
-    """SPEC §3.5 (and the original's sendBatchCustomerAssignNotification): for a batch,
+    """As the original's batch notification: for a batch,
     customerName is `N个客户` and source the reason or 批量分配 / 从公海分配."""
     customer = await add_customer(session, None, name="唯一的")
     ids = [customer.id, new_id()]

@@ -1,5 +1,5 @@
 """The public pool (公海): the list, claims and their limits, releases, the cooling period,
-concurrent claims, and the job that recycles neglected customers (SPEC §4)."""
+concurrent claims, and the job that recycles neglected customers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Import and export of customers as CSV and XLSX, through the API (SPEC §4)."""
+"""Import and export of customers as CSV and XLSX, through the API."""
 
 from __future__ import annotations
 

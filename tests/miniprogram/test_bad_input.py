@@ -1,5 +1,5 @@
 """Bad input to the mini-program endpoints: a clear 4xx envelope naming the field, nothing
-written, never a 500 (SPEC §3, §3.1–§3.4, §6).
+written, never a 500 (README: the envelope and its statuses).
 
 Every refused request is checked against the row counts of the tables the endpoints write,
 taken in the test's own session (the app writes in the same transaction).

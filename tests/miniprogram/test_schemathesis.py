@@ -1,5 +1,5 @@
 """Requests generated from the app's own OpenAPI document (schemathesis) against the
-mini-program endpoints: no response is a 500, and every body is the envelope (SPEC §3).
+mini-program endpoints: no response is a 500, and every body is the envelope.
 
 Schemathesis only generates here: each case is sent in-process through the test's `client`
 (httpx over ASGI), so the requests run in the test's transaction on SQLite and PostgreSQL
@@ -9,7 +9,7 @@ towards values that get past the checks a schema cannot express (the customer's 
 an existing advisor, a login code WeChat knows), so the code behind those checks runs too.
 
 A 502 is allowed where the endpoint waited on WeChat and WeChat answered with an error
-(SPEC §3): generated openids and template ids are unknown to the simulator.
+(README): generated openids and template ids are unknown to the simulator.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ ADVISOR_OPENID = "o-schemathesis-advisor"
 # The simulator lets this openid receive the action template's messages many times over.
 GRANTED_OPENID = "o-schemathesis-granted"
 VERIFIED_PHONE = "13912345678"
-# Template keys of each keyword type (SPEC §3.7: a key's prefix is its type).
+# Template keys of each keyword type (a key's prefix is its type).
 KEYWORD_KEYS = [
     "thing1",
     "time2",
@@ -67,7 +67,7 @@ KEYWORD_KEYS = [
     "car_number12",
 ]
 
-# The endpoints that wait on WeChat, where WeChat's own error is a 502 (SPEC §3).
+# The endpoints that wait on WeChat, where WeChat's own error is a 502.
 WAITS_ON_WECHAT = {"/api/wechat/openid", "/api/wechat/phone", "/api/message/send"}
 ALLOWED_STATUSES = {200, 400, 401, 403, 404, 409, 413, 429, 502}
 ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -196,7 +196,7 @@ def check_envelope(path: str, request: dict[str, Any], response: httpx.Response)
     assert isinstance(code, str) and ERROR_CODE.fullmatch(code), where
     if status == 502:
         assert path in WAITS_ON_WECHAT and code == "WECHAT_ERROR", where
-        # Values are fitted first: WeChat never sees data it refuses (SPEC §5.3).
+        # Values are fitted first: WeChat never sees data it refuses.
         assert body["error"]["details"]["errcode"] != 47003, where
     if code == "VALIDATION_ERROR":
         details = body["error"]["details"]

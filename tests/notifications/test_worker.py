@@ -1,5 +1,5 @@
 """The delivery worker against the simulator over real HTTP: never lost, never twice when
-nothing failed, errors handled as SPEC §5.2 says."""
+nothing failed, errors handled as wechat/errors.py's table says."""
 
 from __future__ import annotations
 

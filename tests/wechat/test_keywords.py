@@ -1,4 +1,4 @@
-"""Every fitted value keeps its keyword type's rule (wechat-api.md §3.1), so no 47003 is earned.
+"""Every fitted value keeps its keyword type's rule, so no 47003 is earned.
 
 The rule checks below are written from the document, not from the fitting code, and the
 property tests hold each keyword type to them over arbitrary input.

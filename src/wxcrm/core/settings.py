@@ -1,4 +1,4 @@
-"""All configuration in one place, read from the environment and `.env` (SPEC §3.7)."""
+"""All configuration in one place, read from the environment and `.env` (README: Configuration)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
         "quickstartFunctions", validation_alias="WECHAT_CLOUD_FUNCTION"
     )
 
-    # The delivery worker (SPEC §5.1).
+    # The delivery worker (README: Notifications).
     worker_embedded: bool = Field(True, validation_alias="WORKER_EMBEDDED")
     worker_concurrency: int = Field(64, validation_alias="WORKER_CONCURRENCY", ge=1, le=1000)
     worker_poll_seconds: float = Field(0.25, validation_alias="WORKER_POLL_SECONDS", gt=0)
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         10.0, validation_alias="NOTIFY_FOLD_WINDOW_MINUTES", ge=0
     )
 
-    # The CRM's lists (SPEC §4); the defaults are the original system's.
+    # The CRM's lists; the defaults are the original system's.
     lead_sources: list[str] = Field(
         default_factory=lambda: (
             "美团 抖音 快手 小红书 转介绍 99保姆网 杭州同馨 握个手平台 线索购买 莲心 美家"

@@ -1,4 +1,4 @@
-"""Assigning customers (seed 001): one, a batch, or from the public pool. Each customer
+"""Assigning customers: one, a batch, or from the public pool. Each customer
 gets a history row; each new owner gets one notification per assignment, queued in the
 same transaction, so the assignment commits whatever WeChat later does."""
 
@@ -36,7 +36,7 @@ class AssignChannel(StrEnum):
     pool = "pool_assign"
 
 
-# What the notification calls the assignment when no reason is given (seed 001).
+# What the notification calls the assignment when no reason is given (the original's words).
 DEFAULT_SOURCE = {
     AssignChannel.console: "手动分配",
     AssignChannel.miniprogram: "手动分配",
@@ -150,7 +150,8 @@ def notification_data(
     channel: AssignChannel,
     at: datetime,
 ) -> dict[str, Any]:
-    """The event the deployed cloud function expects (SPEC §3.5), the direct one's source."""
+    """The event the deployed cloud function expects (README: The cloud function), and the
+    direct message's source."""
     first = customers[0]
     # A batch is named as one ("1个客户") even when it moved a single customer.
     single = len(customers) == 1 and channel in (AssignChannel.console, AssignChannel.miniprogram)

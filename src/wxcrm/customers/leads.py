@@ -1,5 +1,5 @@
 """Leads from the mini program: phone numbers checked and normalised, one customer per
-phone, made by a unique index rather than check-then-insert (SPEC §3.3)."""
+phone, made by a unique index rather than check-then-insert."""
 
 from __future__ import annotations
 

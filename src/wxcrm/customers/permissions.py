@@ -1,5 +1,5 @@
 """Data permissions: an advisor sees and changes only its own customers; managers and
-admins see all (SPEC §4)."""
+admins see all."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The public pool (公海): what is in it, claiming from it, releasing to it, and the job that
-sends neglected customers back with a warning to their owner first (SPEC §4).
+sends neglected customers back with a warning to their owner first.
 
 Every limit and period is a setting. Each change of owner is a guarded UPDATE (`WHERE
 owner_id IS NULL` to claim, `WHERE owner_id IS NOT NULL …` to release or recycle) whose

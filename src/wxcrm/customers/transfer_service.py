@@ -1,4 +1,4 @@
-"""Customers in and out of spreadsheets (SPEC §4): import from CSV or XLSX, every row or
+"""Customers in and out of spreadsheets: import from CSV or XLSX, every row or
 none, and export of the list as the caller sees it.
 
 Reading and writing files is CPU work without I/O: the router runs those functions in a

@@ -1,6 +1,6 @@
 """WeChat's message push (消息推送): signatures, safe mode, replays, parsing, subscription events.
 
-WeChat tells us here what advisors answered to subscription prompts (SPEC §3.2), so the
+WeChat tells us here what advisors answered to subscription prompts, so the
 credit ledger follows WeChat rather than the client's report of it.
 
 In plain-text mode (明文模式) WeChat signs the timestamp and nonce but not the body, so a

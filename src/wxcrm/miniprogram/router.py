@@ -1,4 +1,4 @@
-"""The endpoints the mini program calls (seed 000), shapes and messages as the original's."""
+"""The endpoints the mini program calls, shapes and messages as the original system's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Wire shapes of the endpoints the mini program calls, field for field as in seed 000."""
+"""Wire shapes of the endpoints the mini program calls, field for field as the production
+mini program sends them."""
 
 from __future__ import annotations
 

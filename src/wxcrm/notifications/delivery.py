@@ -1,8 +1,9 @@
 """Delivering one notification by its channel, and what the outcome means for its row.
 
-What WeChat's answers mean is SPEC §5.2: token errors were already retried once by the
-client; transient ones are rescheduled with backoff until the attempts run out; permanent
-ones fail the row at once, keeping the errcode (43101 also zeroes the advisor's credits).
+What WeChat's answers mean is wechat/errors.py's table: token errors were already retried
+once by the client; transient ones are rescheduled with backoff until the attempts run out;
+permanent ones fail the row at once, keeping the errcode (43101 also zeroes the advisor's
+credits).
 """
 
 from __future__ import annotations

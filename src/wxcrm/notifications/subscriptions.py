@@ -1,6 +1,6 @@
 """Advisors' subscriptions to templates and the sends WeChat still allows them (credits).
 
-One-time subscriptions allow one message per "accept" and accumulate (wechat-api.md §3.2);
+One-time subscriptions allow one message per "accept", and accepts accumulate;
 WeChat reports no count, so we keep the ledger: +1 per accept, −1 per send, 0 after 43101.
 Every change of `AdvisorSubscription.credits` is made by a function of this module.
 """

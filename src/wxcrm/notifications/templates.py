@@ -2,7 +2,7 @@
 
 A notification's payload holds named values (`title`, `customer_name`, …); the configured
 field map says which keyword key carries each, and the keyword's type decides how the
-value is fitted (SPEC §5.3). Changing the map in settings applies to rows still pending.
+value is fitted (wechat/keywords.py). Changing the map in settings applies to rows still pending.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The delivery worker: claims due notifications, delivers them outside any transaction,
-and records each outcome behind a status guard (SPEC §5.1, STYLE habits 5 and 6).
+and records each outcome behind a status guard (docs/architecture.md; README: Notifications).
 
 Runs embedded in the API process (started by the app's lifespan) or as `wxcrm worker`.
 Any number of workers may run: on PostgreSQL they claim with FOR UPDATE SKIP LOCKED, on

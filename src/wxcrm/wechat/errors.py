@@ -26,7 +26,7 @@ class ErrorKind(StrEnum):
 
 
 ERRCODE_KINDS: dict[int, ErrorKind] = {
-    # The access token was superseded, is unknown, or has expired (wechat-api.md §2.3).
+    # The access token was superseded, is unknown, or has expired.
     40001: ErrorKind.token,
     40014: ErrorKind.token,
     42001: ErrorKind.token,

@@ -1,9 +1,10 @@
 """Fitting template data to WeChat's keyword types, so that no message is refused with 47003.
 
 A subscribe message's field key starts with its keyword type (`thing1`, `time2`, `name3`), and
-WeChat checks each value against that type's rule (wechat-api.md §3.1, SPEC §5.3). Values come
-from customers and staff, so they are cleaned, converted and cut here before a message is queued;
-where no honest value of the type can be made, `UnfittableValue` says so instead.
+WeChat checks each value against that type's rule (wechat/sim/rules.py applies the same
+rules in the simulator). Values come from customers and staff, so they are cleaned, converted
+and cut here before a message is queued; where no honest value of the type can be made,
+`UnfittableValue` says so instead.
 
 A value of which nothing is left once fitted (an emoji-only or zero-width name, a "phone" with
 no digit) must not cost the message: WeChat refuses an empty value (47003) and the row would

@@ -1,4 +1,4 @@
-"""The access token shared by every process through the database (SPEC §5.4)."""
+"""The access token shared by every process through the database."""
 
 from __future__ import annotations
 

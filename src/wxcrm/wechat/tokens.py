@@ -1,4 +1,4 @@
-"""The access token, shared by every process through the database (SPEC §5.4).
+"""The access token, shared by every process through the database.
 
 One row per app id holds the token. It is refreshed when under 300 s remain, by one caller
 at a time: coroutines of a process queue on a local lock, processes on a lease in the row.
@@ -30,7 +30,7 @@ REFRESH_MARGIN = timedelta(seconds=300)
 # How long a refresher may hold the lease before others assume it died.
 LEASE = timedelta(seconds=15)
 POLL_INTERVAL_S = 0.05
-# WeChat's limits on force_refresh (wechat-api.md §2.2).
+# WeChat's limits on force_refresh (stable_token with force_refresh=true).
 FORCE_REFRESH_SPACING = timedelta(seconds=30)
 FORCE_REFRESH_DAILY_LIMIT = 20
 

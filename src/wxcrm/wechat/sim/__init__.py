@@ -1,5 +1,5 @@
 """A stand-in for `https://api.weixin.qq.com` with WeChat's own semantics and error codes,
-served over real HTTP on loopback for the tests and the demo (SPEC §7).
+served over real HTTP on loopback for the tests and the demo (README: WeChat simulator).
 
     with SimServer() as server:                     # or `wxcrm wechat-sim` on port 8900
         async with SimControl(server.base_url) as control:

@@ -1,4 +1,4 @@
-"""WeChat's limits on subscribe-message keyword values (wechat-api.md §3.1).
+"""WeChat's limits on subscribe-message keyword values, as WeChat documents them.
 
 A key's prefix is its keyword type (`thing1` is a thing, `character_string3` a character
 string). Where WeChat's page leaves a point open the rule here says which way we went.
