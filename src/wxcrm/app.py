@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from wxcrm import __version__
 from wxcrm.core.db import Database
-from wxcrm.core.errors import install_error_handlers
+from wxcrm.core.errors import ERROR_RESPONSES, install_error_handlers
 from wxcrm.core.middleware import (
     BodySizeLimitMiddleware,
     RefuseNulMiddleware,
@@ -96,6 +96,7 @@ def create_app(
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url="/redoc" if settings.docs_enabled else None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        responses=ERROR_RESPONSES,  # every route's failures, in /openapi.json
     )
     app.state.settings = settings
     app.state.database = database or Database.from_settings(settings)

@@ -1,5 +1,6 @@
 """Requests generated from the app's own OpenAPI document (schemathesis) against the
-mini-program endpoints: no response is a 500, and every body is the envelope.
+mini-program endpoints: no response is a 500, every body is the envelope, and every body
+conforms to the response schema the document declares for its status.
 
 Schemathesis only generates here: each case is sent in-process through the test's `client`
 (httpx over ASGI), so the requests run in the test's transaction on SQLite and PostgreSQL
@@ -27,6 +28,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
+from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import ACTION_TEMPLATE
@@ -233,3 +235,5 @@ async def test_generated_requests_get_the_envelope_and_never_a_500(
     # Shown by `pytest --hypothesis-show-statistics`: what the generated requests came to.
     event("status", f"{response.status_code} {response.json().get('error', {}).get('code', '')}")
     check_envelope(path, request, response)
+    # And the body is what /openapi.json says it is, for success and failure alike.
+    case.validate_response(response, checks=[response_schema_conformance])

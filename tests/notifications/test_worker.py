@@ -463,7 +463,10 @@ async def test_two_workers_send_each_of_1000_messages_exactly_once(
 ) -> None:
     advisor = await committed_advisor(committed, credits=1000)
     await grant_at_wechat(sim_control, advisor, 1000)
-    env = worker_env(database_url, sim_url)
+    # Both workers live throughout: a stale window of 1.5 s could call one of them dead
+    # while a loaded machine (the whole suite, two writers on one SQLite file) held up
+    # its heartbeat, and the other would then rightly send its rows again.
+    env = worker_env(database_url, sim_url, WORKER_STALE_SECONDS="10")
     workers = [await start_worker(env), await start_worker(env)]
     try:
         await queue_committed(committed, advisor, 1000)

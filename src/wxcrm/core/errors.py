@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wxcrm.core.envelope import error_response
+from wxcrm.core.envelope import ErrorEnvelope, error_response
 
 log = structlog.get_logger(__name__)
 
@@ -221,6 +221,39 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     headers = {"x-request-id": request_id} if request_id else None
     return error_response(500, "服务器内部错误", "INTERNAL_ERROR", headers=headers)
+
+
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    return {"model": ErrorEnvelope, "description": description, **extra}
+
+
+def _retry_after(description: str) -> dict[str, Any]:
+    return {"Retry-After": {"description": description, "schema": {"type": "integer"}}}
+
+
+# The failures every route may answer, declared once for the app (OpenAPI only: the handlers
+# above render them). "default" stands for the rest (405, 415, 500, 502) and keeps FastAPI
+# from documenting a 422 this app never sends (bad input is a 400).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("请求参数错误（VALIDATION_ERROR：details 逐项列出 {field, message}）"),
+    401: _error(
+        "未登录、凭证无效或已过期（UNAUTHORIZED）",
+        headers={"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    ),
+    403: _error("没有权限（FORBIDDEN）"),
+    404: _error("资源或接口不存在（NOT_FOUND）"),
+    409: _error("数据冲突（CONFLICT）"),
+    413: _error("请求体过大（PAYLOAD_TOO_LARGE）"),
+    429: _error(
+        "请求过于频繁（RATE_LIMITED）：details.retryAfter 秒后再试",
+        headers=_retry_after("几秒后再试"),
+    ),
+    503: _error(
+        "数据库或服务暂不可用（SERVICE_UNAVAILABLE）",
+        headers=_retry_after("连接池已满时：几秒后再试"),
+    ),
+    "default": _error("其他失败（405、415、502 WECHAT_ERROR、500 INTERNAL_ERROR），同一信封"),
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,4 +1,4 @@
-"""The public pool (公海) over HTTP: list it, claim from it, release to it (SPEC §4).
+"""The public pool (公海) over HTTP: list it, claim from it, release to it.
 
 Included in the app before the customers router: `/api/customers/public-pool` must not be
 taken for a customer id.
@@ -6,20 +6,19 @@ taken for a customer id.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.envelope import envelope
+from wxcrm.core.envelope import Envelope
 from wxcrm.core.errors import Conflict, NotFound
-from wxcrm.core.pagination import PageDep, page_body
+from wxcrm.core.pagination import Page, PageDep
 from wxcrm.customers import pool_service
 from wxcrm.customers.pool_service import PoolResult
-from wxcrm.customers.router import CustomerId, customer_out
-from wxcrm.customers.schemas import MAX_BATCH, ObjectId
+from wxcrm.customers.schemas import MAX_BATCH, BatchResultOut, CustomerId, CustomerOut, ObjectId
 from wxcrm.users.deps import CurrentUser
 
 router = APIRouter(prefix="/api/customers", tags=["public pool"])
@@ -54,7 +53,7 @@ async def list_public_pool(
     lead_source: Annotated[str | None, Query(alias="leadSource", max_length=32)] = None,
     service_category: Annotated[str | None, Query(alias="serviceCategory", max_length=32)] = None,
     lead_level: Annotated[str | None, Query(alias="leadLevel", max_length=8)] = None,
-) -> dict[str, Any]:
+) -> Envelope[Page[CustomerOut]]:
     """Customers in the public pool, newest arrivals first (advisors: those they may claim)."""
     filters = pool_service.PoolFilters(
         search=search,
@@ -65,25 +64,28 @@ async def list_public_pool(
     rows, total = await pool_service.list_pool(
         session, user, filters, offset=page.offset, limit=page.limit
     )
-    return envelope(page_body([customer_out(c) for c in rows], total, page), "获取公海客户成功")
+    items = [CustomerOut.of(c) for c in rows]
+    return Envelope[Page[CustomerOut]](
+        data=Page[CustomerOut].of(items, total, page), message="获取公海客户成功"
+    )
 
 
 @router.post("/public-pool/claim")
 async def claim(
     body: ClaimIn, session: SessionDep, settings: SettingsDep, user: CurrentUser
-) -> dict[str, Any]:
+) -> Envelope[BatchResultOut]:
     """Claim customers from the public pool for oneself."""
     result = await pool_service.claim(session, settings, user, body.customer_ids)
-    return envelope(_batch_body(result), _batch_message("领取完成", result))
+    return _batch_answer("领取完成", result)
 
 
 @router.post("/batch-release-to-pool")
 async def batch_release(
     body: BatchReleaseIn, session: SessionDep, settings: SettingsDep, user: CurrentUser
-) -> dict[str, Any]:
+) -> Envelope[BatchResultOut]:
     """Release customers to the public pool (advisors: their own, unsigned, unfrozen)."""
     result = await pool_service.release(session, settings, user, body.customer_ids, body.reason)
-    return envelope(_batch_body(result), _batch_message("批量释放完成", result))
+    return _batch_answer("批量释放完成", result)
 
 
 @router.post("/{customer_id}/release-to-pool")
@@ -93,19 +95,21 @@ async def release(
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentUser,
-) -> dict[str, Any]:
+) -> Envelope[CustomerOut]:
     """Release one customer to the public pool."""
     result = await pool_service.release(session, settings, user, [customer_id], body.reason)
     if result.errors:
         error = result.errors[0]["error"]
         raise NotFound(error) if error == pool_service.NOT_FOUND else Conflict(error)
     customer = await pool_service.get_customer(session, customer_id)
-    return envelope(customer_out(customer), "释放成功")
+    return Envelope[CustomerOut](data=CustomerOut.of(customer), message="释放成功")
 
 
-def _batch_body(result: PoolResult) -> dict[str, Any]:
-    return {"success": len(result.done), "failed": len(result.errors), "errors": result.errors}
-
-
-def _batch_message(prefix: str, result: PoolResult) -> str:
-    return f"{prefix}：成功 {len(result.done)} 个，失败 {len(result.errors)} 个"
+def _batch_answer(prefix: str, result: PoolResult) -> Envelope[BatchResultOut]:
+    done, failed = len(result.done), len(result.errors)
+    data = BatchResultOut.model_validate(
+        {"success": done, "failed": failed, "errors": result.errors}
+    )
+    return Envelope[BatchResultOut](
+        data=data, message=f"{prefix}：成功 {done} 个，失败 {failed} 个"
+    )

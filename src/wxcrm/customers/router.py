@@ -1,18 +1,17 @@
 """Customers for staff: the list, CRUD, the detail with its timeline, follow-ups, and the
-four assignment endpoints of seed 001."""
+four assignment endpoints."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.envelope import envelope
+from wxcrm.core.envelope import Envelope
 from wxcrm.core.errors import Conflict, NotFound
-from wxcrm.core.ids import OBJECT_ID_PATTERN
-from wxcrm.core.pagination import PageDep, page_body
+from wxcrm.core.pagination import Page, PageDep
 from wxcrm.customers import service
 from wxcrm.customers.assignment import (
     NOT_FOUND,
@@ -22,60 +21,26 @@ from wxcrm.customers.assignment import (
     assignee,
 )
 from wxcrm.customers.deps import FiltersDep
-from wxcrm.customers.models import Customer, FollowUp
 from wxcrm.customers.schemas import (
+    AssignedCustomerOut,
     AssignIn,
     BatchAssignIn,
+    BatchAssignOut,
     CustomerCreateIn,
+    CustomerDetailOut,
+    CustomerId,
+    CustomerOptionsOut,
+    CustomerOut,
     CustomerUpdateIn,
     FollowUpIn,
+    FollowUpOut,
+    MiniProgramAssignedCustomerOut,
     PoolAssignIn,
     SortField,
 )
 from wxcrm.users.deps import CurrentManager, CurrentUser
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
-
-CustomerId = Annotated[str, Path(pattern=OBJECT_ID_PATTERN.pattern, description="客户 _id")]
-
-
-def customer_out(customer: Customer) -> dict[str, Any]:
-    return {
-        "_id": customer.id,
-        "customerId": customer.customer_no,
-        "name": customer.name,
-        "phone": customer.phone,
-        "phoneVerified": customer.phone_verified,
-        "wechatId": customer.wechat_id,
-        "leadSource": customer.lead_source,
-        "serviceCategory": customer.service_category,
-        "contractStatus": customer.contract_status,
-        "leadLevel": customer.lead_level,
-        "address": customer.address,
-        "remarks": customer.remark,
-        "isFrozen": customer.is_frozen,
-        "assignedTo": customer.owner_id,
-        "assignedBy": customer.assigned_by_id,
-        "assignedAt": customer.assigned_at,
-        "createdBy": customer.created_by_id,
-        "inPublicPool": customer.owner_id is None,
-        "publicPoolEntryTime": customer.pool_entered_at,
-        "lastFollowUpTime": customer.last_follow_up_at,
-        "createdAt": customer.created_at,
-        "updatedAt": customer.updated_at,
-    }
-
-
-def follow_up_out(follow_up: FollowUp) -> dict[str, Any]:
-    return {
-        "_id": follow_up.id,
-        "customerId": follow_up.customer_id,
-        "userId": follow_up.user_id,
-        "method": follow_up.method,
-        "content": follow_up.content,
-        "nextFollowUpAt": follow_up.next_follow_up_at,
-        "createdAt": follow_up.created_at,
-    }
 
 
 @router.get("")
@@ -86,7 +51,7 @@ async def list_customers(
     filters: FiltersDep,
     sort_by: Annotated[SortField, Query(alias="sortBy")] = SortField.created_at,
     sort_order: Annotated[str, Query(alias="sortOrder", pattern="^(asc|desc)$")] = "desc",
-) -> dict[str, Any]:
+) -> Envelope[Page[CustomerOut]]:
     """Customers the caller may see, filtered, sorted and paged."""
     rows, total = await service.list_customers(
         session,
@@ -97,36 +62,37 @@ async def list_customers(
         offset=page.offset,
         limit=page.limit,
     )
-    return envelope(page_body([customer_out(c) for c in rows], total, page), "获取客户列表成功")
+    items = [CustomerOut.of(c) for c in rows]
+    return Envelope[Page[CustomerOut]](
+        data=Page[CustomerOut].of(items, total, page), message="获取客户列表成功"
+    )
 
 
 @router.get("/options")
-async def options(settings: SettingsDep, user: CurrentUser) -> dict[str, Any]:
+async def options(settings: SettingsDep, user: CurrentUser) -> Envelope[CustomerOptionsOut]:
     """The configured lists: lead sources, service categories, statuses, lead levels."""
-    return envelope(
-        {
-            "leadSource": settings.lead_sources,
-            "serviceCategory": settings.service_categories,
-            "contractStatus": settings.contract_statuses,
-            "leadLevel": settings.lead_levels,
-        },
-        "获取选项成功",
+    data = CustomerOptionsOut(
+        lead_source=settings.lead_sources,
+        service_category=settings.service_categories,
+        contract_status=settings.contract_statuses,
+        lead_level=settings.lead_levels,
     )
+    return Envelope[CustomerOptionsOut](data=data, message="获取选项成功")
 
 
 @router.post("")
 async def create_customer(
     body: CustomerCreateIn, session: SessionDep, settings: SettingsDep, user: CurrentUser
-) -> dict[str, Any]:
+) -> Envelope[CustomerOut]:
     """Create a customer (an advisor's own; a manager's starts in the public pool)."""
     customer = await service.create_customer(session, settings, user, body)
-    return envelope(customer_out(customer), "创建客户成功")
+    return Envelope[CustomerOut](data=CustomerOut.of(customer), message="创建客户成功")
 
 
 @router.post("/batch-assign")
 async def batch_assign(
     body: BatchAssignIn, session: SessionDep, settings: SettingsDep, user: CurrentManager
-) -> dict[str, Any]:
+) -> Envelope[BatchAssignOut]:
     """Assign many customers to one advisor; one notification for the batch."""
     result = await _assign(
         session,
@@ -137,13 +103,13 @@ async def batch_assign(
         body.assignment_reason,
         AssignChannel.batch,
     )
-    return envelope(_batch_body(result), _batch_message("批量分配完成", result))
+    return _batch_answer("批量分配完成", result)
 
 
 @router.post("/public-pool/assign")
 async def assign_from_pool(
     body: PoolAssignIn, session: SessionDep, settings: SettingsDep, user: CurrentManager
-) -> dict[str, Any]:
+) -> Envelope[BatchAssignOut]:
     """Assign customers of the public pool to an advisor."""
     result = await _assign(
         session,
@@ -154,7 +120,7 @@ async def assign_from_pool(
         body.reason,
         AssignChannel.pool,
     )
-    return envelope(_batch_body(result), _batch_message("分配完成", result))
+    return _batch_answer("分配完成", result)
 
 
 @router.patch("/miniprogram/{customer_id}/assign")
@@ -164,31 +130,28 @@ async def assign_from_miniprogram(
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentManager,
-) -> dict[str, Any]:
+) -> Envelope[MiniProgramAssignedCustomerOut]:
     """Assign one customer from the mini program (a manager's staff token)."""
     result = await _assign_one(
         session, settings, user, customer_id, body, AssignChannel.miniprogram
     )
     customer = result.assigned[0]
-    # The mini-program form puts customerId (the record's _id), assignedTo and assignedAt
-    # at the top of data, over the customer's own fields.
-    data = customer_out(customer) | {
-        "customerId": customer.id,
-        "assignedTo": customer.owner_id,
-        "assignedAt": customer.assigned_at,
-        "notificationData": result.notification_data,
-    }
-    return envelope(data, "客户分配成功")
+    # The mini-program form reads customerId as the record's _id, not its number.
+    data = MiniProgramAssignedCustomerOut.of(
+        customer, customerId=customer.id, notificationData=result.notification_data
+    )
+    return Envelope[MiniProgramAssignedCustomerOut](data=data, message="客户分配成功")
 
 
 @router.get("/{customer_id}")
 async def get_customer(
     customer_id: CustomerId, session: SessionDep, user: CurrentUser
-) -> dict[str, Any]:
+) -> Envelope[CustomerDetailOut]:
     """One customer with its timeline of actions, follow-ups and assignments."""
     customer = await service.get_visible(session, user, customer_id)
-    data = customer_out(customer) | {"timeline": await service.timeline(session, customer)}
-    return envelope(data, "获取客户详情成功")
+    timeline = await service.timeline(session, customer)
+    data = CustomerDetailOut.of(customer, timeline=timeline)
+    return Envelope[CustomerDetailOut](data=data, message="获取客户详情成功")
 
 
 @router.patch("/{customer_id}")
@@ -198,19 +161,19 @@ async def update_customer(
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentUser,
-) -> dict[str, Any]:
+) -> Envelope[CustomerOut]:
     """Change a customer's details (advisors: their own)."""
     customer = await service.update_customer(session, settings, user, customer_id, body)
-    return envelope(customer_out(customer), "更新客户成功")
+    return Envelope[CustomerOut](data=CustomerOut.of(customer), message="更新客户成功")
 
 
 @router.delete("/{customer_id}")
 async def delete_customer(
     customer_id: CustomerId, session: SessionDep, user: CurrentUser
-) -> dict[str, Any]:
+) -> Envelope[None]:
     """Delete a customer and its follow-ups and history (admins and managers)."""
     await service.delete_customer(session, user, customer_id)
-    return envelope(None, "删除客户成功")
+    return Envelope[None](data=None, message="删除客户成功")
 
 
 @router.patch("/{customer_id}/assign")
@@ -220,31 +183,34 @@ async def assign_customer(
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentManager,
-) -> dict[str, Any]:
+) -> Envelope[AssignedCustomerOut]:
     """Assign one customer to an advisor (console)."""
     result = await _assign_one(session, settings, user, customer_id, body, AssignChannel.console)
-    data = customer_out(result.assigned[0]) | {"notificationData": result.notification_data}
-    return envelope(data, "客户分配成功")
+    data = AssignedCustomerOut.of(result.assigned[0], notificationData=result.notification_data)
+    return Envelope[AssignedCustomerOut](data=data, message="客户分配成功")
 
 
 @router.post("/{customer_id}/follow-ups")
 async def add_follow_up(
     customer_id: CustomerId, body: FollowUpIn, session: SessionDep, user: CurrentUser
-) -> dict[str, Any]:
+) -> Envelope[FollowUpOut]:
     """Record a follow-up (跟进记录); it becomes the customer's last follow-up."""
     follow_up = await service.add_follow_up(session, user, customer_id, body)
-    return envelope(follow_up_out(follow_up), "添加跟进记录成功")
+    return Envelope[FollowUpOut](data=FollowUpOut.of(follow_up), message="添加跟进记录成功")
 
 
 @router.get("/{customer_id}/follow-ups")
 async def list_follow_ups(
     customer_id: CustomerId, session: SessionDep, user: CurrentUser, page: PageDep
-) -> dict[str, Any]:
+) -> Envelope[Page[FollowUpOut]]:
     """A customer's follow-ups, newest first."""
     rows, total = await service.list_follow_ups(
         session, user, customer_id, offset=page.offset, limit=page.limit
     )
-    return envelope(page_body([follow_up_out(f) for f in rows], total, page), "获取跟进记录成功")
+    items = [FollowUpOut.of(f) for f in rows]
+    return Envelope[Page[FollowUpOut]](
+        data=Page[FollowUpOut].of(items, total, page), message="获取跟进记录成功"
+    )
 
 
 async def _assign(
@@ -288,14 +254,16 @@ async def _assign_one(
     return result
 
 
-def _batch_body(result: AssignmentResult) -> dict[str, Any]:
-    return {
-        "success": len(result.assigned),
-        "failed": len(result.errors),
-        "errors": result.errors,
-        "notificationData": result.notification_data,
-    }
-
-
-def _batch_message(prefix: str, result: AssignmentResult) -> str:
-    return f"{prefix}：成功 {len(result.assigned)} 个，失败 {len(result.errors)} 个"
+def _batch_answer(prefix: str, result: AssignmentResult) -> Envelope[BatchAssignOut]:
+    done, failed = len(result.assigned), len(result.errors)
+    data = BatchAssignOut.model_validate(
+        {
+            "success": done,
+            "failed": failed,
+            "errors": result.errors,
+            "notificationData": result.notification_data,
+        }
+    )
+    return Envelope[BatchAssignOut](
+        data=data, message=f"{prefix}：成功 {done} 个，失败 {failed} 个"
+    )

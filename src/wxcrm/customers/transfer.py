@@ -1,4 +1,4 @@
-"""Import and export of customers as CSV or XLSX, and the import template (SPEC §4).
+"""Import and export of customers as CSV or XLSX, and the import template.
 
 Included before the customers router: `/api/customers/export` must not be taken for a
 customer id.
@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from wxcrm.core import clock
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.envelope import envelope
+from wxcrm.core.envelope import Envelope
 from wxcrm.customers import transfer_service
 from wxcrm.customers.deps import FiltersDep
+from wxcrm.customers.schemas import ImportResultOut
 from wxcrm.customers.transfer_service import MEDIA_TYPES, FileFormat
 from wxcrm.users.deps import CurrentManager, CurrentUser
 
@@ -27,22 +28,41 @@ router = APIRouter(prefix="/api/customers", tags=["customers"])
 FormatQuery = Annotated[FileFormat, Query(alias="format", description="文件格式：csv 或 xlsx")]
 
 
+def _file_answer(description: str) -> dict[int | str, dict[str, Any]]:
+    """A download's 200 in OpenAPI: a file of either format, as an attachment."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        200: {
+            "description": description,
+            "content": {media_type.split(";")[0]: binary for media_type in MEDIA_TYPES.values()},
+            "headers": {
+                "Content-Disposition": {
+                    "description": "attachment，filename* 为中文文件名（RFC 6266）",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    }
+
+
 @router.post("/import")
 async def import_customers(
     file: Annotated[UploadFile, File(description="客户表格：.csv（UTF-8 或 GBK）或 .xlsx")],
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentManager,
-) -> dict[str, Any]:
+) -> Envelope[ImportResultOut]:
     """Import customers from a CSV or XLSX file: every row, or none and a per-row report."""
     with transfer_service.import_slot():
         content = await file.read()
         sheet = await run_in_threadpool(transfer_service.read_sheet, file.filename or "", content)
         count = await transfer_service.import_rows(session, settings, user, sheet.rows)
-    return envelope({"imported": count}, f"导入成功：共 {count} 个客户{sheet.note()}")
+    return Envelope[ImportResultOut](
+        data=ImportResultOut(imported=count), message=f"导入成功：共 {count} 个客户{sheet.note()}"
+    )
 
 
-@router.get("/export")
+@router.get("/export", response_class=Response, responses=_file_answer("客户表格（CSV 或 XLSX）"))
 async def export_customers(
     session: SessionDep, user: CurrentUser, filters: FiltersDep, kind: FormatQuery = FileFormat.csv
 ) -> Response:
@@ -53,7 +73,11 @@ async def export_customers(
     return _download(content, kind, f"客户列表-{today}", f"customers-{today}")
 
 
-@router.get("/import-template")
+@router.get(
+    "/import-template",
+    response_class=Response,
+    responses=_file_answer("导入模板（CSV 或 XLSX）：表头和一行示例"),
+)
 async def import_template(
     settings: SettingsDep, user: CurrentUser, kind: FormatQuery = FileFormat.csv
 ) -> Response:

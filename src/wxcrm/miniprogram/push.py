@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
@@ -23,6 +23,14 @@ router = APIRouter(prefix="/api/wechat", tags=["wechat"])
 ACKNOWLEDGED = "success"
 # The echoed string is the caller's: browsers must not guess it is HTML.
 PLAIN_HEADERS = {"X-Content-Type-Options": "nosniff"}
+
+
+def _plain_text(description: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 in OpenAPI. Declared here, not by `response_class=PlainTextResponse`:
+    FastAPI would then put the failures' JSON envelope under text/plain too."""
+    return {
+        200: {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+    }
 
 
 async def push_keys(settings: SettingsDep) -> PushKeys:
@@ -73,7 +81,7 @@ async def verified_push(request: Request, keys: PushKeysDep, query: PushQueryDep
 VerifiedPushDep = Annotated[VerifiedPush, Depends(verified_push)]
 
 
-@router.get("/push", response_class=PlainTextResponse)
+@router.get("/push", response_class=Response, responses=_plain_text("`echostr`，原样或解密后"))
 async def check_push_url(
     keys: PushKeysDep,
     query: PushQueryDep,
@@ -88,7 +96,7 @@ async def check_push_url(
     return PlainTextResponse(answer, headers=PLAIN_HEADERS)
 
 
-@router.post("/push", response_class=PlainTextResponse)
+@router.post("/push", response_class=Response, responses=_plain_text("`success`：已收到"))
 async def receive_push(push: VerifiedPushDep, session: SessionDep) -> PlainTextResponse:
     """A message or event WeChat pushes; subscription decisions update advisors' credits."""
     message, applied = await push_service.receive_push(session, push)

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from wxcrm.core.db import DatabaseDep, SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.envelope import envelope
+from wxcrm.core.envelope import Envelope
 from wxcrm.core.errors import BadRequest, Forbidden
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram import service
 from wxcrm.miniprogram.deps import CurrentOpenid
 from wxcrm.miniprogram.schemas import (
+    ActionCustomerOut,
+    ActionOut,
     AdvisorSubscribeIn,
     CustomerActionIn,
+    CustomerActionOut,
     MessageSendIn,
+    MessageSentOut,
     OpenidIn,
+    OpenidOut,
     PhoneIn,
+    PhoneOut,
+    SubscriptionOut,
 )
 from wxcrm.users.deps import CurrentManager, CurrentUser
 from wxcrm.wechat.deps import WeChatDep, exchange_login_code
@@ -35,7 +40,7 @@ async def get_openid(
     settings: SettingsDep,
     wechat: WeChatDep,
     limiter: RateLimiterDep,
-) -> dict[str, Any]:
+) -> Envelope[OpenidOut]:
     """Exchange a wx.login code for the openid and a session token for the other calls."""
     ip = limiter.client_ip(request)
     await limiter.hit(limiter.rules.wechat_login_per_ip, ip)
@@ -47,8 +52,9 @@ async def get_openid(
         raise
     await service.record_login(session, login)
     token, expires_in = service.issue_session_token(settings, login.openid)
-    return envelope(
-        {"openid": login.openid, "token": token, "expiresIn": expires_in}, "获取openid成功"
+    return Envelope[OpenidOut](
+        data=OpenidOut(openid=login.openid, token=token, expires_in=expires_in),
+        message="获取openid成功",
     )
 
 
@@ -60,7 +66,7 @@ async def verified_phone(
     session: SessionDep,
     wechat: WeChatDep,
     limiter: RateLimiterDep,
-) -> dict[str, Any]:
+) -> Envelope[PhoneOut]:
     """A phone number WeChat verified (getPhoneNumber), kept for this user's next actions."""
     ip = limiter.client_ip(request)
     await limiter.hit(limiter.rules.phone_per_openid, openid)
@@ -70,29 +76,29 @@ async def verified_phone(
     except BadRequest:
         await limiter.hit(limiter.rules.code_failures_per_ip, ip)
         raise
-    return envelope({"phoneNumber": phone, "verified": True}, "获取手机号成功")
+    return Envelope[PhoneOut](
+        data=PhoneOut(phone_number=phone, verified=True), message="获取手机号成功"
+    )
 
 
 @router.post("/advisor/subscribe")
 async def advisor_subscribe(
     body: AdvisorSubscribeIn, user: CurrentUser, session: SessionDep, settings: SettingsDep
-) -> dict[str, Any]:
+) -> Envelope[SubscriptionOut]:
     """Save an advisor's answer to a subscribe-message prompt (its own staff token)."""
     if body.advisor_id != user.id:
         raise Forbidden("只能保存自己的订阅状态")
     subscription = await service.save_subscription(session, settings, user, body)
-    return envelope(
-        {
-            "_id": subscription.id,
-            "advisorId": subscription.advisor_id,
-            "openid": subscription.openid,
-            "templateId": subscription.template_id,
-            "subscribed": subscription.subscribed,
-            "subscribeTime": subscription.subscribe_time,
-            "credits": subscription.credits,
-        },
-        "保存订阅状态成功",
+    data = SubscriptionOut(
+        id=subscription.id,
+        advisor_id=subscription.advisor_id,
+        openid=subscription.openid,
+        template_id=subscription.template_id,
+        subscribed=subscription.subscribed,
+        subscribe_time=subscription.subscribe_time,
+        credits=subscription.credits,
     )
+    return Envelope[SubscriptionOut](data=data, message="保存订阅状态成功")
 
 
 @router.post("/customer/action")
@@ -103,7 +109,7 @@ async def customer_action(
     session: SessionDep,
     settings: SettingsDep,
     limiter: RateLimiterDep,
-) -> dict[str, Any]:
+) -> Envelope[CustomerActionOut]:
     """Record what a customer did; a valid new phone number makes a lead (no duplicates)."""
     ip = limiter.client_ip(request)
     await limiter.hit(limiter.rules.action_per_openid, openid)
@@ -120,16 +126,14 @@ async def customer_action(
     )
     message = "记录客户行为成功，已创建新客户线索" if recorded.created else "记录客户行为成功"
     customer = recorded.customer
-    return envelope(
-        {
-            "actionId": recorded.action.id,
-            "customerCreated": recorded.created,
-            "customerId": customer.id if customer else None,
-            "action": _action_out(recorded.action, shown=customer is not None),
-            "customer": _customer_out(customer) if customer else None,
-        },
-        message,
+    data = CustomerActionOut(
+        action_id=recorded.action.id,
+        customer_created=recorded.created,
+        customer_id=customer.id if customer else None,
+        action=_action_out(recorded.action, shown=customer is not None),
+        customer=_customer_out(customer) if customer else None,
     )
+    return Envelope[CustomerActionOut](data=data, message=message)
 
 
 @router.post("/message/send")
@@ -140,32 +144,34 @@ async def send_message(
     database: DatabaseDep,
     settings: SettingsDep,
     wechat: WeChatDep,
-) -> dict[str, Any]:
+) -> Envelope[MessageSentOut]:
     """Send a subscribe message now (admins and managers); values are fitted first."""
     msgid = await service.send_subscribe_message(session, database, settings, wechat, body)
     # WeChat's msgid is a number on the wire; the client keeps it as text.
     number = int(msgid) if msgid.isdigit() else msgid
-    return envelope({"errcode": 0, "errmsg": "ok", "msgid": number}, "发送订阅消息成功")
+    return Envelope[MessageSentOut](
+        data=MessageSentOut(errcode=0, errmsg="ok", msgid=number), message="发送订阅消息成功"
+    )
 
 
-def _action_out(action: CustomerAction, *, shown: bool) -> dict[str, Any]:
+def _action_out(action: CustomerAction, *, shown: bool) -> ActionOut:
     # The record's id only to whoever may see the record: it would confirm to a stranger
     # that the phone they typed is a customer's.
-    return {
-        "_id": action.id,
-        "customerId": action.openid,
-        "advisorId": action.advisor_id,
-        "actionType": action.action_type,
-        "customerRecordId": action.customer_record_id if shown else None,
-        "notified": action.notified,
-    }
+    return ActionOut(
+        id=action.id,
+        customer_id=action.openid,
+        advisor_id=action.advisor_id,
+        action_type=action.action_type,
+        customer_record_id=action.customer_record_id if shown else None,
+        notified=action.notified,
+    )
 
 
-def _customer_out(customer: Customer) -> dict[str, Any]:
-    return {
-        "_id": customer.id,
-        "name": customer.name,
-        "phone": customer.phone,
-        "leadSource": customer.lead_source,
-        "customerId": customer.customer_no,
-    }
+def _customer_out(customer: Customer) -> ActionCustomerOut:
+    return ActionCustomerOut(
+        id=customer.id,
+        name=customer.name,
+        phone=customer.phone,
+        lead_source=customer.lead_source,
+        customer_no=customer.customer_no,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -169,3 +170,68 @@ class MessageSendIn(_In):
     page: str | None = Field(None, max_length=256)
     miniprogram_state: Literal["developer", "trial", "formal"] | None = None
     lang: Literal["zh_CN", "en_US", "zh_HK", "zh_TW"] | None = None
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+
+class _Out(BaseModel):
+    # Built by field name; sent by alias (the original's camelCase and `_id`).
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class OpenidOut(_Out):
+    openid: str
+    token: str = Field(description="小程序会话令牌：其余接口的 Bearer token")
+    expires_in: int = Field(serialization_alias="expiresIn", description="有效秒数")
+
+
+class PhoneOut(_Out):
+    phone_number: str = Field(serialization_alias="phoneNumber")
+    verified: bool
+
+
+class SubscriptionOut(_Out):
+    id: str = Field(serialization_alias="_id")
+    advisor_id: str = Field(serialization_alias="advisorId")
+    openid: str | None
+    template_id: str = Field(serialization_alias="templateId")
+    subscribed: bool
+    subscribe_time: datetime | None = Field(serialization_alias="subscribeTime")
+    credits: int = Field(description="还可发送的消息数")
+
+
+class ActionOut(_Out):
+    id: str = Field(serialization_alias="_id")
+    customer_id: str = Field(serialization_alias="customerId", description="客户的 openid")
+    advisor_id: str = Field(serialization_alias="advisorId")
+    action_type: str = Field(serialization_alias="actionType")
+    customer_record_id: str | None = Field(
+        serialization_alias="customerRecordId",
+        description="客户记录 _id；只给这位客户本人",
+    )
+    notified: bool
+
+
+class ActionCustomerOut(_Out):
+    id: str = Field(serialization_alias="_id")
+    name: str
+    phone: str
+    lead_source: str = Field(serialization_alias="leadSource")
+    customer_no: str = Field(serialization_alias="customerId", description="客户编号")
+
+
+class CustomerActionOut(_Out):
+    action_id: str = Field(serialization_alias="actionId")
+    customer_created: bool = Field(serialization_alias="customerCreated")
+    customer_id: str | None = Field(
+        serialization_alias="customerId", description="客户记录 _id；只给这位客户本人"
+    )
+    action: ActionOut
+    customer: ActionCustomerOut | None
+
+
+class MessageSentOut(_Out):
+    errcode: int
+    errmsg: str
+    msgid: int | str = Field(description="微信返回的消息 ID")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from wxcrm.core.db import SessionDep
-from wxcrm.core.envelope import envelope
+from wxcrm.core.envelope import Envelope
 from wxcrm.core.ids import OBJECT_ID_PATTERN
-from wxcrm.core.pagination import PageDep, page_body
+from wxcrm.core.pagination import Page, PageDep
 from wxcrm.notifications import service
 from wxcrm.notifications.models import NotificationStatus
 from wxcrm.notifications.repository import NotificationRepository
@@ -19,10 +19,6 @@ from wxcrm.users.deps import CurrentManager, CurrentUser
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
 NotificationId = Annotated[str, Path(pattern=OBJECT_ID_PATTERN.pattern, description="通知ID")]
-
-
-def _dump(model: NotificationOut) -> dict[str, Any]:
-    return model.model_dump(by_alias=True, mode="json")
 
 
 @router.get("")
@@ -35,7 +31,7 @@ async def list_notifications(
         str | None, Query(alias="advisorId", pattern=OBJECT_ID_PATTERN.pattern)
     ] = None,
     event: Annotated[str | None, Query(max_length=32)] = None,
-) -> dict[str, Any]:
+) -> Envelope[Page[NotificationOut]]:
     """Queued notifications, newest first, with their delivery state."""
     if not user.is_staff_manager:
         advisor_id = user.id
@@ -46,27 +42,31 @@ async def list_notifications(
         offset=page.offset,
         limit=page.limit,
     )
-    items = [_dump(NotificationOut.model_validate(row)) for row in rows]
-    return envelope(page_body(items, total, page), "获取通知列表成功")
+    items = [NotificationOut.model_validate(row) for row in rows]
+    return Envelope[Page[NotificationOut]](
+        data=Page[NotificationOut].of(items, total, page), message="获取通知列表成功"
+    )
 
 
 @router.get("/{notification_id}")
 async def get_notification(
     notification_id: NotificationId, session: SessionDep, user: CurrentUser
-) -> dict[str, Any]:
+) -> Envelope[NotificationDetailOut]:
     """One notification with every delivery attempt."""
     repository = NotificationRepository(session)
     notification = service.visible(await repository.get(notification_id), user)
     attempts = [AttemptOut.model_validate(a) for a in await repository.attempts(notification.id)]
     summary = NotificationOut.model_validate(notification).model_dump()
     detail = NotificationDetailOut(**summary, attempt_log=attempts)
-    return envelope(_dump(detail), "获取通知详情成功")
+    return Envelope[NotificationDetailOut](data=detail, message="获取通知详情成功")
 
 
 @router.post("/{notification_id}/retry")
 async def retry_notification(
     notification_id: NotificationId, session: SessionDep, user: CurrentManager
-) -> dict[str, Any]:
+) -> Envelope[NotificationOut]:
     """Send a failed or skipped notification again (admins and managers)."""
     notification = await service.retry(session, notification_id, user)
-    return envelope(_dump(NotificationOut.model_validate(notification)), "已重新加入发送队列")
+    return Envelope[NotificationOut](
+        data=NotificationOut.model_validate(notification), message="已重新加入发送队列"
+    )

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from wxcrm.core.db import DatabaseDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.envelope import envelope, error_response
+from wxcrm.core.envelope import Envelope
+from wxcrm.core.errors import ServiceUnavailable
 from wxcrm.core.models import utcnow
 from wxcrm.notifications.repository import NotificationRepository
+from wxcrm.ops.schemas import HealthOut, LiveOut, OutboxBacklog, WeChatTokenState
 from wxcrm.wechat.models import WeChatToken
 
 router = APIRouter(prefix="/api/health", tags=["health"])
@@ -26,7 +26,7 @@ WRITE_PROBE = text("UPDATE alembic_version SET version_num = version_num WHERE 1
 
 
 @router.get("")
-async def health(database: DatabaseDep, settings: SettingsDep) -> Any:
+async def health(database: DatabaseDep, settings: SettingsDep) -> Envelope[HealthOut]:
     """Database writable (503 when not), the outbox backlog and the WeChat token."""
     try:
         async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_S):
@@ -34,30 +34,22 @@ async def health(database: DatabaseDep, settings: SettingsDep) -> Any:
                 await session.execute(WRITE_PROBE)
                 await session.rollback()
     except Exception as exc:  # any failure to reach the database is "down", whatever its type
-        return error_response(
-            503,
-            "数据库不可用",
-            "SERVICE_UNAVAILABLE",
-            {"database": "down", "error": type(exc).__name__},
-        )
+        details = {"database": "down", "error": type(exc).__name__}
+        raise ServiceUnavailable("数据库不可用", details) from exc
     async with database.reader() as session:
         backlog = await NotificationRepository(session).backlog()
         token = await session.get(WeChatToken, settings.wechat_app_id)
     expires_in = (
         int((token.expires_at - utcnow()).total_seconds()) if token and token.expires_at else None
     )
-    return envelope(
-        {
-            "status": "ok",
-            "database": "ok",
-            "outbox": backlog,
-            "wechatToken": {"cached": expires_in is not None, "expiresIn": expires_in},
-        },
-        "服务正常",
+    data = HealthOut(
+        outbox=OutboxBacklog.model_validate(backlog),
+        wechat_token=WeChatTokenState(cached=expires_in is not None, expires_in=expires_in),
     )
+    return Envelope[HealthOut](data=data, message="服务正常")
 
 
 @router.get("/live")
-async def live() -> JSONResponse:
+async def live() -> Envelope[LiveOut]:
     """The process answers; touches nothing else."""
-    return JSONResponse(envelope({"status": "ok"}, "服务正常"))
+    return Envelope[LiveOut](data=LiveOut(), message="服务正常")

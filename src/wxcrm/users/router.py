@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from wxcrm.core.db import SessionDep, ShortReadsDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.envelope import envelope
+from wxcrm.core.envelope import Envelope
 from wxcrm.core.errors import BadRequest
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.users import service
 from wxcrm.users.deps import CurrentUser
-from wxcrm.users.models import User
-from wxcrm.users.schemas import LoginRequest, UserOut
+from wxcrm.users.schemas import LoginOut, LoginRequest, UserOut
 from wxcrm.wechat.deps import WeChatDep, exchange_login_code
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
-
-
-def user_out(user: User) -> dict[str, Any]:
-    out = UserOut.model_validate(user)
-    out.openid_bound = user.openid is not None
-    return out.model_dump(by_alias=True, mode="json")
 
 
 @router.post("/login")
@@ -35,7 +26,7 @@ async def login(
     settings: SettingsDep,
     wechat: WeChatDep,
     limiter: RateLimiterDep,
-) -> dict[str, Any]:
+) -> Envelope[LoginOut]:
     """Log in with a username and password; with a wx.login `code`, also bind the openid."""
     rules, ip = limiter.rules, limiter.client_ip(request)
     await limiter.hit(rules.login_per_ip, ip)
@@ -63,10 +54,11 @@ async def login(
         await service.bind_openid(session, user, login_session.openid)
     await service.upgrade_password_hash(session, user, body.password)
     token, expires_in = service.issue_staff_token(settings, user)
-    return envelope({"token": token, "expiresIn": expires_in, "user": user_out(user)}, "登录成功")
+    data = LoginOut(token=token, expires_in=expires_in, user=UserOut.of(user))
+    return Envelope[LoginOut](data=data, message="登录成功")
 
 
 @router.get("/me")
-async def me(user: CurrentUser) -> dict[str, Any]:
+async def me(user: CurrentUser) -> Envelope[UserOut]:
     """The user the bearer token belongs to."""
-    return envelope(user_out(user), "获取用户信息成功")
+    return Envelope[UserOut](data=UserOut.of(user), message="获取用户信息成功")

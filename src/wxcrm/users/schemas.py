@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wxcrm.users.models import Role
+from wxcrm.users.models import Role, User
 
 
 class LoginRequest(BaseModel):
@@ -17,7 +18,13 @@ class LoginRequest(BaseModel):
 
 
 class UserOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+    """A staff account as the API shows it (never its password hash or openid)."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        populate_by_name=True,
+        json_schema_serialization_defaults_required=True,
+    )
 
     id: str = Field(serialization_alias="_id")
     username: str
@@ -27,3 +34,15 @@ class UserOut(BaseModel):
     phone: str | None
     openid_bound: bool = Field(False, serialization_alias="openidBound")
     created_at: datetime = Field(serialization_alias="createdAt")
+
+    @classmethod
+    def of(cls, user: User) -> Self:
+        out = cls.model_validate(user)
+        out.openid_bound = user.openid is not None
+        return out
+
+
+class LoginOut(BaseModel):
+    token: str = Field(description="staff 令牌：Authorization: Bearer <token>")
+    expires_in: int = Field(serialization_alias="expiresIn", description="有效期，秒")
+    user: UserOut
