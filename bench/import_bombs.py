@@ -34,11 +34,11 @@ from tests.customers.test_import_bombs import (
     workbook,
 )
 
-from wxcrm.customers.transfer_service import FileFormat, build_export
+from wxcrm.customers.transfer.service import FileFormat, build_export
 
 _CHILD = """
 import json, sys, time
-from wxcrm.customers import transfer_service
+from wxcrm.customers.transfer import service as transfer_service
 
 def peak_kb():  # this process's own high-water mark: getrusage's survives exec
     status = dict(line.split(":", 1) for line in open("/proc/self/status"))

@@ -22,9 +22,10 @@ from wxcrm.core.middleware import (
 from wxcrm.core.migrations import migrate
 from wxcrm.core.ratelimit import RateLimiter
 from wxcrm.core.settings import Settings, get_settings
-from wxcrm.customers.pool import router as pool_router
-from wxcrm.customers.router import router as customers_router
-from wxcrm.customers.transfer import router as transfer_router
+from wxcrm.customers.assignment.router import router as assignment_router
+from wxcrm.customers.pool.router import router as pool_router
+from wxcrm.customers.records.router import router as records_router
+from wxcrm.customers.transfer.router import router as transfer_router
 from wxcrm.jobs import scheduled_jobs
 from wxcrm.miniprogram.push import router as push_router
 from wxcrm.miniprogram.router import router as miniprogram_router
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(miniprogram_router)
     app.include_router(push_router)
     app.include_router(transfer_router)
-    app.include_router(pool_router)  # before customers: `public-pool` is no customer id
-    app.include_router(customers_router)
+    app.include_router(pool_router)  # before records: `public-pool` is no customer id
+    app.include_router(assignment_router)
+    app.include_router(records_router)
     return app

@@ -5,7 +5,7 @@ Wiring only: each domain owns its job's logic; this list is what the worker is g
 
 from __future__ import annotations
 
-from wxcrm.customers.pool_service import recycle_to_pool
+from wxcrm.customers.pool.service import recycle_to_pool
 from wxcrm.notifications.worker import ScheduledJob
 
 # Recycling counts in days; a few minutes late is nothing, and every worker runs it.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -20,15 +22,27 @@ async def test_health_reports_the_database(client: httpx.AsyncClient) -> None:
     assert response.json()["data"]["database"] == "ok"
 
 
+@asynccontextmanager
+async def app_over(
+    database: Database, settings: Settings, wechat_http: httpx.AsyncClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose database is `database` (disposed of afterwards)."""
+    app = create_app(settings, database=database, run_migrations=False)
+    app.state.wechat = WeChatClient.from_settings(wechat_http, database, settings)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
+    finally:
+        await database.dispose()
+
+
 async def test_health_is_503_when_the_database_is_unreachable(
     settings: Settings, wechat_http: httpx.AsyncClient
 ) -> None:
     # Nothing listens on port 1: the connection is refused at once.
     unreachable = Database.from_url("postgresql+asyncpg://nobody@127.0.0.1:1/none")
-    app = create_app(settings, database=unreachable, run_migrations=False)
-    app.state.wechat = WeChatClient.from_settings(wechat_http, unreachable, settings)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with app_over(unreachable, settings, wechat_http) as client:
         body = assert_error(await client.get("/api/health"), 503, "SERVICE_UNAVAILABLE")
         assert body["error"]["details"]["database"] == "down"
         live = await client.get("/api/health/live")
@@ -36,7 +50,6 @@ async def test_health_is_503_when_the_database_is_unreachable(
         # A request needing the database gets a 503 envelope too, not a 500.
         login = await client.post("/api/auth/login", json={"username": "a", "password": "b"})
         assert_error(login, 503, "SERVICE_UNAVAILABLE")
-    await unreachable.dispose()
 
 
 async def test_health_is_503_when_the_database_answers_but_refuses_writes(
@@ -49,10 +62,6 @@ async def test_health_is_503_when_the_database_answers_but_refuses_writes(
     read_only = Database.from_url(
         f"sqlite+aiosqlite:///file:{tmp_path / 'wxcrm.db'}?mode=ro&uri=true"
     )
-    app = create_app(settings, database=read_only, run_migrations=False)
-    app.state.wechat = WeChatClient.from_settings(wechat_http, read_only, settings)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with app_over(read_only, settings, wechat_http) as client:
         body = assert_error(await client.get("/api/health"), 503, "SERVICE_UNAVAILABLE")
         assert body["error"]["details"]["database"] == "down"
-    await read_only.dispose()

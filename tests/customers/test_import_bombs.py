@@ -20,8 +20,8 @@ from tests.conftest import assert_error
 from tests.customers.test_transfer import csv_bytes, customers, upload, xlsx_bytes
 from tests.factories import add_user, staff_headers
 from wxcrm.core.db import Database
-from wxcrm.customers import transfer_service
 from wxcrm.customers.models import Customer
+from wxcrm.customers.transfer import service as transfer_service
 from wxcrm.users.models import Role
 
 # -- a workbook written part by part, so that a bomb costs little to build -------------------

@@ -21,9 +21,10 @@ from wxcrm.core.db import Database
 from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
-from wxcrm.customers import pool_service
+from wxcrm.customers.batch import Failure, Refusal
 from wxcrm.customers.models import AssignmentHistory, Customer
-from wxcrm.customers.pool_service import RecycleResult, day_start, recycle_to_pool
+from wxcrm.customers.pool import service as pool_service
+from wxcrm.customers.pool.service import RecycleResult, day_start, recycle_to_pool
 from wxcrm.jobs import scheduled_jobs
 from wxcrm.notifications.models import Notification, NotificationStatus
 from wxcrm.notifications.subscriptions import NO_OPENID
@@ -673,7 +674,7 @@ async def test_the_recycle_job_recycles_the_stale_and_warns_once_a_day(
     )
     async with pool_rows.database.writer() as session:
         claimed = await pool_service.claim(session, settings, advisor, [due_soon.id], now=later)
-        assert claimed.errors == [{"customerId": due_soon.id, "error": "冷却期内不能领取"}]
+        assert claimed.failed == [Failure(due_soon.id, Refusal.COOLING, "冷却期内不能领取")]
 
 
 async def test_recycle_jobs_running_at_once_move_and_warn_each_customer_once(

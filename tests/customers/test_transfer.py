@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import assert_error
 from tests.factories import make_user, token_for
-from wxcrm.customers import transfer_service
 from wxcrm.customers.models import Customer
+from wxcrm.customers.transfer import service as transfer_service
 from wxcrm.users.models import Role, User
 
 HEADERS = [

@@ -12,7 +12,7 @@ import io
 import threading
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +25,7 @@ from sqlalchemy import Result, Row, Select, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from starlette.concurrency import run_in_threadpool
 
 from wxcrm.core import clock
 from wxcrm.core.db import dialect_insert
@@ -46,7 +47,7 @@ from wxcrm.customers.leads import (
     normalize_phone,
 )
 from wxcrm.customers.models import Customer
-from wxcrm.customers.service import CustomerFilters, filtered
+from wxcrm.customers.records.service import CustomerFilters, filtered
 from wxcrm.users.models import Role, User
 
 MAX_IMPORT_ROWS = 10_000
@@ -451,6 +452,22 @@ class _Problems:
         raise ValidationFailed(message, self.items[:MAX_REPORTED_ERRORS])
 
 
+async def import_file(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    filename: str,
+    read: Callable[[], Awaitable[bytes]],
+) -> tuple[int, Sheet]:
+    """Import an uploaded file: read, parsed off the event loop, and imported, all while
+    holding the import slot (one file in memory at a time). The count and the sheet read."""
+    with import_slot():
+        content = await read()
+        sheet = await run_in_threadpool(read_sheet, filename, content)
+        count = await import_rows(session, settings, user, sheet.rows)
+    return count, sheet
+
+
 async def import_rows(
     session: AsyncSession, settings: Settings, importer: User, rows: Sequence[SheetRow]
 ) -> int:
@@ -633,6 +650,14 @@ async def export_rows(
     # `filtered` takes any SELECT; this one's many typed columns are not `Select[Any]` to mypy.
     result: Result[Any] = await session.execute(filtered(cast("Select[Any]", query), user, filters))
     return result.all()
+
+
+async def export_file(
+    session: AsyncSession, user: User, filters: CustomerFilters, kind: FileFormat
+) -> bytes:
+    """The export's file: the rows read, the file built off the event loop."""
+    rows = await export_rows(session, user, filters)
+    return await run_in_threadpool(build_export, rows, kind)
 
 
 def build_export(rows: Sequence[Sequence[Any]], kind: FileFormat) -> bytes:

@@ -10,7 +10,7 @@ workers recycling at once, move each customer once and write one history row for
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -25,8 +25,9 @@ from wxcrm.core.errors import NotFound
 from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
+from wxcrm.customers.batch import BatchResult, Refusal
 from wxcrm.customers.models import AssignmentHistory, Customer
-from wxcrm.customers.service import search_clause
+from wxcrm.customers.records.service import search_clause
 from wxcrm.notifications.notify import Recipient, tell_advisor
 from wxcrm.notifications.repository import NotificationRepository
 from wxcrm.notifications.templates import TemplateName
@@ -59,17 +60,6 @@ class PoolChannel(StrEnum):
     claim = "claim"
     release = "release"
     auto_recycle = "auto_recycle"
-
-
-@dataclass
-class PoolResult:
-    """Per customer id asked for: moved (`done`), or an error row `{customerId, error}`."""
-
-    done: list[str] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
-
-    def fail(self, customer_id: str, error: str) -> None:
-        self.errors.append({"customerId": customer_id, "error": error})
 
 
 # -- the list -------------------------------------------------------------------------------
@@ -176,7 +166,7 @@ async def claim(
     customer_ids: Sequence[str],
     *,
     now: datetime | None = None,
-) -> PoolResult:
+) -> BatchResult[str]:
     """Take customers from the pool for `user`.
 
     Advisors are held to the daily claim limit, the holding cap and the cooling period;
@@ -184,7 +174,7 @@ async def claim(
     """
     now = now or utcnow()
     wanted = list(dict.fromkeys(customer_ids))
-    result = PoolResult()
+    result: BatchResult[str] = BatchResult()
     limited = not user.is_staff_manager
     claims_left = holding_room = len(wanted)
     if limited:
@@ -203,22 +193,22 @@ async def claim(
     for customer_id in wanted:
         customer = found.get(customer_id)
         if customer is None:
-            result.fail(customer_id, NOT_FOUND)
+            result.fail(customer_id, Refusal.NOT_FOUND, NOT_FOUND)
         elif customer.owner_id is not None:
-            result.fail(customer_id, NOT_IN_POOL)
+            result.fail(customer_id, Refusal.NOT_IN_POOL, NOT_IN_POOL)
         elif customer.is_frozen:
-            result.fail(customer_id, FROZEN)
+            result.fail(customer_id, Refusal.FROZEN, FROZEN)
         elif (
             limited
             and customer.previous_owner_id == user.id
             and customer.pool_entered_at is not None
             and customer.pool_entered_at > cooling_since
         ):
-            result.fail(customer_id, COOLING)
+            result.fail(customer_id, Refusal.COOLING, COOLING)
         elif claims_left <= 0:
-            result.fail(customer_id, DAILY_LIMIT)
+            result.fail(customer_id, Refusal.DAILY_LIMIT, DAILY_LIMIT)
         elif holding_room <= 0:
-            result.fail(customer_id, HOLDING_CAP)
+            result.fail(customer_id, Refusal.CAP_REACHED, HOLDING_CAP)
         else:
             candidates.append(customer_id)
             claims_left -= 1
@@ -248,7 +238,8 @@ async def claim(
         if customer_id in taken:
             result.done.append(customer_id)
         else:
-            result.fail(customer_id, NOT_IN_POOL)  # another claim or assignment was first
+            # Another claim or assignment was first.
+            result.fail(customer_id, Refusal.NOT_IN_POOL, NOT_IN_POOL)
     await _history(
         session,
         [(customer_id, None) for customer_id in result.done],
@@ -270,12 +261,12 @@ async def release(
     reason: str,
     *,
     now: datetime | None = None,
-) -> PoolResult:
+) -> BatchResult[str]:
     """Put customers back in the pool. Advisors release only their own, and neither signed
     nor frozen ones; managers release any customer that has an owner."""
     now = now or utcnow()
     wanted = list(dict.fromkeys(customer_ids))
-    result = PoolResult()
+    result: BatchResult[str] = BatchResult()
     manager = user.is_staff_manager
     protected = settings.pool_protected_statuses
 
@@ -284,13 +275,14 @@ async def release(
     for customer_id in wanted:
         customer = found.get(customer_id)
         if customer is None or not (manager or customer.owner_id == user.id):
-            result.fail(customer_id, NOT_FOUND)  # another's customer is none of its business
+            # Another's customer is none of its business.
+            result.fail(customer_id, Refusal.NOT_FOUND, NOT_FOUND)
         elif customer.owner_id is None:
-            result.fail(customer_id, ALREADY_IN_POOL)
+            result.fail(customer_id, Refusal.ALREADY_IN_POOL, ALREADY_IN_POOL)
         elif not manager and customer.contract_status in protected:
-            result.fail(customer_id, SIGNED)
+            result.fail(customer_id, Refusal.SIGNED, SIGNED)
         elif not manager and customer.is_frozen:
-            result.fail(customer_id, FROZEN)
+            result.fail(customer_id, Refusal.FROZEN, FROZEN)
         else:
             candidates.append(customer_id)
 
@@ -308,7 +300,7 @@ async def release(
         if customer_id in released:
             result.done.append(customer_id)
         else:
-            result.fail(customer_id, CHANGED)  # someone else moved it meanwhile
+            result.fail(customer_id, Refusal.CHANGED, CHANGED)  # someone moved it meanwhile
     await _history(
         session,
         list(released.items()),
@@ -319,6 +311,17 @@ async def release(
         at=now,
     )
     _expire(session, found.values())
+    return result
+
+
+async def release_one(
+    session: AsyncSession, settings: Settings, user: User, customer_id: str, reason: str
+) -> BatchResult[Customer]:
+    """Release one customer; when it moved, `done` holds it as the database now has it."""
+    released = await release(session, settings, user, [customer_id], reason)
+    result: BatchResult[Customer] = BatchResult(failed=released.failed)
+    if released.done:
+        result.done.append(await get_customer(session, customer_id))
     return result
 
 

@@ -8,7 +8,7 @@ from fastapi import Depends, Query
 
 from wxcrm.core.ids import OBJECT_ID_PATTERN
 from wxcrm.core.types import BoundedDate
-from wxcrm.customers.service import CustomerFilters
+from wxcrm.customers.records.service import CustomerFilters
 
 
 def list_filters(

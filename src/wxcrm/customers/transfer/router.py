@@ -1,6 +1,6 @@
 """Import and export of customers as CSV or XLSX, and the import template.
 
-Included before the customers router: `/api/customers/export` must not be taken for a
+Included before the records router: `/api/customers/export` must not be taken for a
 customer id.
 """
 
@@ -11,16 +11,15 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from wxcrm.core import clock
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import Envelope
-from wxcrm.customers import transfer_service
-from wxcrm.customers.deps import FiltersDep
-from wxcrm.customers.schemas import ImportResultOut
-from wxcrm.customers.transfer_service import MEDIA_TYPES, FileFormat
+from wxcrm.customers.records.deps import FiltersDep
+from wxcrm.customers.transfer import service
+from wxcrm.customers.transfer.schemas import ImportResultOut
+from wxcrm.customers.transfer.service import MEDIA_TYPES, FileFormat
 from wxcrm.users.deps import CurrentManager, CurrentUser
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
@@ -53,10 +52,9 @@ async def import_customers(
     user: CurrentManager,
 ) -> Envelope[ImportResultOut]:
     """Import customers from a CSV or XLSX file: every row, or none and a per-row report."""
-    with transfer_service.import_slot():
-        content = await file.read()
-        sheet = await run_in_threadpool(transfer_service.read_sheet, file.filename or "", content)
-        count = await transfer_service.import_rows(session, settings, user, sheet.rows)
+    count, sheet = await service.import_file(
+        session, settings, user, file.filename or "", file.read
+    )
     return Envelope[ImportResultOut](
         data=ImportResultOut(imported=count), message=f"导入成功：共 {count} 个客户{sheet.note()}"
     )
@@ -67,8 +65,7 @@ async def export_customers(
     session: SessionDep, user: CurrentUser, filters: FiltersDep, kind: FormatQuery = FileFormat.csv
 ) -> Response:
     """Download the customers the caller may see, with the list's filters, as CSV or XLSX."""
-    rows = await transfer_service.export_rows(session, user, filters)
-    content = await run_in_threadpool(transfer_service.build_export, rows, kind)
+    content = await service.export_file(session, user, filters, kind)
     today = clock.today().strftime("%Y%m%d")
     return _download(content, kind, f"客户列表-{today}", f"customers-{today}")
 
@@ -82,7 +79,7 @@ async def import_template(
     settings: SettingsDep, user: CurrentUser, kind: FormatQuery = FileFormat.csv
 ) -> Response:
     """Download the import template: the column headers and one example row."""
-    content = transfer_service.build_template(settings, kind)
+    content = service.build_template(settings, kind)
     return _download(content, kind, "客户导入模板", "customer-import-template")
 
 

@@ -20,7 +20,7 @@ from wxcrm.core.settings import Settings
 from wxcrm.customers.leads import new_customer_number, normalize_phone
 from wxcrm.customers.models import AssignmentHistory, Customer, CustomerAction, FollowUp
 from wxcrm.customers.permissions import may_see, visible_to
-from wxcrm.customers.schemas import (
+from wxcrm.customers.records.schemas import (
     CustomerCreateIn,
     CustomerUpdateIn,
     FollowUpIn,
@@ -237,6 +237,14 @@ async def list_customers(
         .limit(limit)
     )
     return rows.all(), int(total or 0)
+
+
+async def detail(
+    session: AsyncSession, user: User, customer_id: str
+) -> tuple[Customer, list[dict[str, Any]]]:
+    """The customer, if `user` may see it, and its timeline."""
+    customer = await get_visible(session, user, customer_id)
+    return customer, await timeline(session, customer)
 
 
 async def timeline(session: AsyncSession, customer: Customer) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from wxcrm.core.errors import ValidationFailed
 from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
+from wxcrm.customers.batch import BatchResult, Refusal
 from wxcrm.customers.models import AssignmentHistory, Customer
 from wxcrm.notifications.notify import Recipient, tell_advisor
 from wxcrm.notifications.outbox import Queued
@@ -50,9 +51,11 @@ FROZEN = "客户已冻结，不能分配"
 
 
 @dataclass
-class AssignmentResult:
-    assigned: list[Customer] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
+class Assignment:
+    """What an assignment did: per customer, moved (`result.done`, the rows) or refused; and
+    the notification queued for the new owner, with the event it was built from."""
+
+    result: BatchResult[Customer] = field(default_factory=BatchResult)
     notification: Queued | None = None
     notification_data: dict[str, Any] | None = None
 
@@ -64,6 +67,54 @@ async def assignee(session: AsyncSession, user_id: str) -> User:
     return user
 
 
+async def assign_to(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    customer_ids: Sequence[str],
+    assigned_to: str,
+    by: User,
+    reason: str | None,
+    channel: AssignChannel,
+) -> Assignment:
+    """Assign the customers to the active advisor whose id is `assigned_to` (400 if none)."""
+    to = await assignee(session, assigned_to)
+    return await assign(
+        session,
+        settings,
+        customer_ids=customer_ids,
+        to=to,
+        by=by,
+        reason=reason,
+        channel=channel,
+    )
+
+
+async def assign_one(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    customer_id: str,
+    assigned_to: str,
+    by: User,
+    reason: str | None,
+    channel: AssignChannel,
+) -> Assignment:
+    """Assign one customer; when it moved, it is reloaded as it now is, for the answer."""
+    assignment = await assign_to(
+        session,
+        settings,
+        customer_ids=[customer_id],
+        assigned_to=assigned_to,
+        by=by,
+        reason=reason,
+        channel=channel,
+    )
+    if assignment.result.done:
+        await session.refresh(assignment.result.done[0])
+    return assignment
+
+
 async def assign(
     session: AsyncSession,
     settings: Settings,
@@ -73,9 +124,10 @@ async def assign(
     by: User,
     reason: str | None,
     channel: AssignChannel,
-) -> AssignmentResult:
+) -> Assignment:
     """Move the customers to `to`, write their history, and queue one notification."""
-    result = AssignmentResult()
+    assignment = Assignment()
+    result = assignment.result
     wanted = list(dict.fromkeys(customer_ids))  # each id once, in the order given
     found: dict[str, Customer] = {}
     for start in range(0, len(wanted), _CHUNK):
@@ -88,22 +140,23 @@ async def assign(
     for customer_id in wanted:
         customer = found.get(customer_id)
         if customer is None:
-            result.errors.append({"customerId": customer_id, "error": NOT_FOUND})
+            result.fail(customer_id, Refusal.NOT_FOUND, NOT_FOUND)
         elif customer.owner_id == to.id:
-            result.errors.append({"customerId": customer_id, "error": ALREADY_OWNED})
+            result.fail(customer_id, Refusal.ALREADY_ASSIGNED, ALREADY_OWNED)
         elif customer.is_frozen:
-            result.errors.append({"customerId": customer_id, "error": FROZEN})
+            result.fail(customer_id, Refusal.FROZEN, FROZEN)
         elif channel is AssignChannel.pool and customer.owner_id is not None:
-            result.errors.append({"customerId": customer_id, "error": NOT_IN_POOL})
+            result.fail(customer_id, Refusal.NOT_IN_POOL, NOT_IN_POOL)
         else:
-            result.assigned.append(customer)
-    if not result.assigned:
-        return result
+            result.done.append(customer)
+    if not result.done:
+        return assignment
 
     now = utcnow()
-    result.notification_data = notification_data(result.assigned, to, by, reason, channel, now)
+    data = notification_data(result.done, to, by, reason, channel, now)
+    assignment.notification_data = data
     history = []
-    for customer in result.assigned:
+    for customer in result.done:
         history.append(
             {
                 "id": new_id(),
@@ -116,7 +169,7 @@ async def assign(
                 "created_at": now,
             }
         )
-    ids = [customer.id for customer in result.assigned]
+    ids = [customer.id for customer in result.done]
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         # One statement per chunk: batches of thousands must not cost a query each.
@@ -136,10 +189,10 @@ async def assign(
     # Core insert: the ORM's bulk insert splits rows whose None keys differ (pool customers
     # have no previous owner) into thousands of statements.
     await session.execute(insert(_HISTORY), history)
-    for customer in result.assigned:
+    for customer in result.done:
         session.expire(customer)  # reloaded if read again: the UPDATE above changed it
-    result.notification = await _notify(session, settings, to, result.notification_data)
-    return result
+    assignment.notification = await _notify(session, settings, to, data)
+    return assignment
 
 
 def notification_data(

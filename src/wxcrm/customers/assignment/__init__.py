@@ -1,0 +1,1 @@
+"""Assigning customers to advisors: one, a batch, or from the public pool."""

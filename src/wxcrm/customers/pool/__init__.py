@@ -1,0 +1,1 @@
+"""The public pool (公海): its list, claiming, releasing, and the recycle job."""

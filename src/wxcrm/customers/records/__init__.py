@@ -1,0 +1,1 @@
+"""Customers for staff: the list, options, CRUD, the detail with its timeline, follow-ups."""

@@ -1,0 +1,1 @@
+"""Import and export of customers as CSV or XLSX, and the import template."""
