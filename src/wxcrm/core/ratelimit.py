@@ -10,7 +10,8 @@ import hashlib
 import inspect
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Annotated
@@ -102,6 +103,21 @@ class RateLimiter:
             return
         if full:
             await self._refuse(rule, key, full)
+
+    @asynccontextmanager
+    async def failures_counted(
+        self, *limits: tuple[Rule, str], failure: type[Exception]
+    ) -> AsyncIterator[None]:
+        """Refuse (429) while any of `limits` is full; count one against each when the
+        block raises `failure` (a wrong password, a bad code), and let it through."""
+        for rule, key in limits:
+            await self.check(rule, key)
+        try:
+            yield
+        except failure:
+            for rule, key in limits:
+                await self.hit(rule, key)
+            raise
 
     async def clear(self, rule: Rule, key: str) -> None:
         try:

@@ -44,12 +44,10 @@ async def get_openid(
     """Exchange a wx.login code for the openid and a session token for the other calls."""
     ip = limiter.client_ip(request)
     await limiter.hit(limiter.rules.wechat_login_per_ip, ip)
-    await limiter.check(limiter.rules.code_failures_per_ip, ip)
-    try:
+    async with limiter.failures_counted(
+        (limiter.rules.code_failures_per_ip, ip), failure=BadRequest
+    ):
         login = await exchange_login_code(wechat, body.code)
-    except BadRequest:
-        await limiter.hit(limiter.rules.code_failures_per_ip, ip)
-        raise
     await service.record_login(session, login)
     token, expires_in = service.issue_session_token(settings, login.openid)
     return Envelope[OpenidOut](
@@ -70,12 +68,10 @@ async def verified_phone(
     """A phone number WeChat verified (getPhoneNumber), kept for this user's next actions."""
     ip = limiter.client_ip(request)
     await limiter.hit(limiter.rules.phone_per_openid, openid)
-    await limiter.check(limiter.rules.code_failures_per_ip, ip)
-    try:
+    async with limiter.failures_counted(
+        (limiter.rules.code_failures_per_ip, ip), failure=BadRequest
+    ):
         phone = await service.verify_phone(session, wechat, openid, body.code)
-    except BadRequest:
-        await limiter.hit(limiter.rules.code_failures_per_ip, ip)
-        raise
     return Envelope[PhoneOut](
         data=PhoneOut(phone_number=phone, verified=True), message="获取手机号成功"
     )

@@ -32,25 +32,16 @@ async def login(
     await limiter.hit(rules.login_per_ip, ip)
     # A locked-out username stays locked even for the right password: a guesser who
     # finds it then learns nothing.
-    await limiter.check(rules.login_failures_per_ip, ip)
-    await limiter.check(rules.login_failures_per_username, body.username)
-    try:
+    guesses = (rules.login_failures_per_ip, ip), (rules.login_failures_per_username, body.username)
+    async with limiter.failures_counted(*guesses, failure=service.WrongCredentials):
         # No transaction is open while argon2 runs or WeChat is asked: on SQLite a
         # writing one would hold the write lock all that time.
         async with short_reads() as reading:
             user = await service.authenticate(reading, body.username, body.password)
-    except service.WrongCredentials:
-        await limiter.hit(rules.login_failures_per_ip, ip)
-        await limiter.hit(rules.login_failures_per_username, body.username)
-        raise
     await limiter.clear(rules.login_failures_per_username, body.username)
     if body.code is not None:
-        await limiter.check(rules.code_failures_per_ip, ip)
-        try:
+        async with limiter.failures_counted((rules.code_failures_per_ip, ip), failure=BadRequest):
             login_session = await exchange_login_code(wechat, body.code)
-        except BadRequest:
-            await limiter.hit(rules.code_failures_per_ip, ip)
-            raise
         await service.bind_openid(session, user, login_session.openid)
     await service.upgrade_password_hash(session, user, body.password)
     token, expires_in = service.issue_staff_token(settings, user)
