@@ -7,10 +7,8 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from starlette.routing import NoMatchFound
 
 from wxcrm.core.settings import Settings
-from wxcrm.miniprogram.push import router
 
 PUSH_TOKEN = "push-token-for-tests"
 
@@ -29,16 +27,8 @@ def action_body(openid: str, advisor_id: str, **overrides: object) -> dict[str, 
     return body
 
 
-def include_push_router(app: FastAPI) -> None:
-    try:
-        app.url_path_for("receive_push")
-    except NoMatchFound:
-        app.include_router(router)
-
-
 @pytest.fixture
 def push_app(app: FastAPI, settings: Settings) -> FastAPI:
     """The app, with the push's token configured (plain-text mode)."""
-    include_push_router(app)
     app.state.settings = settings.model_copy(update={"wechat_push_token": SecretStr(PUSH_TOKEN)})
     return app

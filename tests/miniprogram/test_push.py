@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import assert_error
 from tests.factories import add_user, make_user, new_openid
-from tests.miniprogram.conftest import PUSH_TOKEN, include_push_router
+from tests.miniprogram.conftest import PUSH_TOKEN
 from wxcrm.miniprogram.models import WeChatPushEvent
 from wxcrm.notifications.models import AdvisorSubscription
 from wxcrm.notifications.subscriptions import get_subscription, record_decision
@@ -129,6 +129,7 @@ async def test_the_url_check_echoes_echostr(push_app: FastAPI, client: httpx.Asy
     assert response.status_code == 200, response.text
     assert response.text == "7312951049632517"
     assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers.get_list("x-content-type-options") == ["nosniff"]  # once
 
 
 async def test_the_url_check_refuses_a_bad_signature(
@@ -147,7 +148,7 @@ async def test_the_url_check_refuses_a_bad_signature(
 async def test_not_configured_is_404(
     app: FastAPI, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    include_push_router(app)  # the app's settings have no WECHAT_PUSH_TOKEN
+    # The app's settings have no WECHAT_PUSH_TOKEN.
     body = assert_error(await client.get(URL, params=signed(echostr="1")), 404, "NOT_FOUND")
     assert "消息推送" in body["message"]
     response = await push(client, popup_json("o-someone", [(TEMPLATE, "accept")]))

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import SIM_APP_ID, assert_error
 from tests.factories import add_user, committed_advisor, new_openid
-from tests.miniprogram.conftest import PUSH_TOKEN, include_push_router
+from tests.miniprogram.conftest import PUSH_TOKEN
 from tests.miniprogram.test_push import (
     CREATED,
     OTHER_TEMPLATE,
@@ -364,7 +364,6 @@ async def test_safe_mode_refuses_a_url_check_it_cannot_trust_or_open(
 async def test_a_malformed_aes_key_is_503_and_stays_out_of_the_logs(
     app: FastAPI, settings: Settings, client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    include_push_router(app)
     wrong_key = "not-an-encoding-aes-key-" + "x" * 10
     app.state.settings = settings.model_copy(
         update={

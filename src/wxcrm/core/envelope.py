@@ -72,11 +72,6 @@ class ErrorEnvelope(BaseModel):
     timestamp: int = Field(description="服务器时间，Unix 毫秒")
 
 
-def envelope(data: Any = None, message: str = "操作成功") -> dict[str, Any]:
-    """A success body: `{success, data, message, timestamp}`."""
-    return {"success": True, "data": data, "message": message, "timestamp": now_ms()}
-
-
 def error_body(message: str, code: str, details: Any = None) -> dict[str, Any]:
     return {
         "success": False,

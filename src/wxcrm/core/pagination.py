@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Generic, Self, TypeVar
+from typing import Annotated, Generic, Self, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
@@ -49,13 +49,3 @@ class Page(BaseModel, Generic[T]):
             limit=params.limit,
             total_pages=(total + params.limit - 1) // params.limit,
         )
-
-
-def page_body(items: list[Any], total: int, params: PageParams) -> dict[str, Any]:
-    return {
-        "items": items,
-        "total": total,
-        "page": params.page,
-        "limit": params.limit,
-        "totalPages": (total + params.limit - 1) // params.limit,
-    }

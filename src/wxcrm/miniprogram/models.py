@@ -43,8 +43,8 @@ class WeChatPushNonce(Base):
     """The (timestamp, nonce) of a push we took. In plain-text mode WeChat signs these and
     not the body, so each pair is taken once, whatever body comes with it again.
 
-    Rows are kept only while the signature window could accept their timestamp: each push
-    taken purges the older ones (push_service.claim_nonce).
+    Rows are kept for twice the signature window (a margin for processes whose clocks
+    disagree): each push taken purges the older ones (push_service.claim_nonce).
     """
 
     __tablename__ = "wechat_push_nonces"

@@ -22,7 +22,6 @@ router = APIRouter(prefix="/api/wechat", tags=["wechat"])
 # WeChat retries a push whose answer is anything else.
 ACKNOWLEDGED = "success"
 # The echoed string is the caller's: browsers must not guess it is HTML.
-PLAIN_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
 def _plain_text(description: str) -> dict[int | str, dict[str, Any]]:
@@ -93,7 +92,7 @@ async def check_push_url(
     except Unauthorized as exc:
         log.warning("wechat push url check refused", reason=exc.message)
         raise
-    return PlainTextResponse(answer, headers=PLAIN_HEADERS)
+    return PlainTextResponse(answer)
 
 
 @router.post("/push", response_class=Response, responses=_plain_text("`success`：已收到"))

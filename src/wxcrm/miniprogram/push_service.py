@@ -4,9 +4,10 @@ WeChat tells us here what advisors answered to subscription prompts, so the
 credit ledger follows WeChat rather than the client's report of it.
 
 In plain-text mode (明文模式) WeChat signs the timestamp and nonce but not the body, so a
-captured URL would carry any body: each (timestamp, nonce) is accepted once, recorded in
-the database so that every process sees it. In safe mode (安全模式) the signature covers
-the encrypted body as well, and the body opens only with our EncodingAESKey.
+captured URL would carry any body. In safe mode (安全模式) the signature covers the
+encrypted body as well, and the body opens only with our EncodingAESKey; a captured
+request could still be sent again. So in both modes each (timestamp, nonce) is accepted
+once, recorded in the database so that every process sees it.
 """
 
 from __future__ import annotations

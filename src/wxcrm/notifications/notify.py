@@ -1,4 +1,4 @@
-"""Telling an advisor something: the one entry into notifications for every other domain.
+"""Telling an advisor something: the one way other domains queue a message to an advisor.
 
 A domain says what happened (the event), which template says it, with which values and
 page, and how repeats fold; this module picks the template and the channel, decides

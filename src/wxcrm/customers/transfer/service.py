@@ -1,8 +1,9 @@
 """Customers in and out of spreadsheets: import from CSV or XLSX, every row or
 none, and export of the list as the caller sees it.
 
-Reading and writing files is CPU work without I/O: the router runs those functions in a
-worker thread, so a large file does not stall the event loop, and runs one import at a time.
+Reading and writing files is CPU work without I/O: `import_file` and `export_file` run it
+in a worker thread, so a large file does not stall the event loop, and `import_file` takes
+the process's one import slot.
 """
 
 from __future__ import annotations
