@@ -18,8 +18,6 @@ from wxcrm.core.ids import OBJECT_ID_PATTERN
 MAX_FREE_JSON_BYTES = 8 * 1024
 MAX_FREE_JSON_DEPTH = 5
 PHONE_FIELD_MAX = 32
-# PostgreSQL keeps no NUL character in text or jsonb: refused on every database alike.
-NUL_MESSAGE = "不能包含空字符（\\u0000）"
 
 
 class ActionType(StrEnum):
@@ -29,7 +27,8 @@ class ActionType(StrEnum):
 
 
 def _check_free_json_values(value: dict[str, Any]) -> None:
-    """Depth, NUL characters and non-finite numbers, walked without recursion.
+    """Depth and non-finite numbers, walked without recursion (NUL characters never get
+    here: core.middleware.RefuseNulMiddleware refuses them in every body).
 
     The walk stops at the first level past the limit, so a body nested a thousand deep costs
     no more than one nested six deep (a recursive walk ran out of stack: a 500).
@@ -41,15 +40,9 @@ def _check_free_json_values(value: dict[str, Any]) -> None:
             if depth > MAX_FREE_JSON_DEPTH:
                 raise ValueError(f"嵌套层级不能超过{MAX_FREE_JSON_DEPTH}层")
             if isinstance(item, dict):
-                for key in item:
-                    if "\x00" in key:
-                        raise ValueError(NUL_MESSAGE)
                 stack.extend((child, depth + 1) for child in item.values())
             else:
                 stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                raise ValueError(NUL_MESSAGE)
         elif isinstance(item, float) and not math.isfinite(item):
             # Python's JSON parser takes NaN and Infinity; JSON (and PostgreSQL's jsonb) do not.
             raise ValueError("不能包含 NaN 或 Infinity")
@@ -68,16 +61,7 @@ def _blank_is_absent(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-class _NoNul(BaseModel):
-    @field_validator("*")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError(NUL_MESSAGE)
-        return value
-
-
-class _In(_NoNul):
+class _In(BaseModel):
     # The original accepted and ignored fields it did not know; so do we.
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
 
@@ -90,7 +74,7 @@ class PhoneIn(_In):
     code: str = Field(min_length=1, max_length=128, description="getPhoneNumber 按钮回调里的 code")
 
 
-class SubscribeDataIn(_NoNul):
+class SubscribeDataIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     source: str | None = Field(None, max_length=64)
