@@ -67,13 +67,16 @@ async def tell_advisor(
             fold_key=fold_key,
             fold_window=fold_window,
         )
-    skip_reason = await unsendable_reason(
-        session,
-        advisor_id=advisor.advisor_id,
-        openid=advisor.openid,
-        template_id=spec.template_id,
-        long_term=spec.long_term,
-    )
+
+    async def skip_reason() -> str | None:  # asked only if the event does not fold
+        return await unsendable_reason(
+            session,
+            advisor_id=advisor.advisor_id,
+            openid=advisor.openid,
+            template_id=spec.template_id,
+            long_term=spec.long_term,
+        )
+
     return await queue_notification(
         session,
         event=event,

@@ -6,6 +6,7 @@ anyone, and one that commits always will (the delivery worker takes it from ther
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -50,7 +51,7 @@ async def queue_notification(
     fold_key: str | None = None,
     fold_window: timedelta | None = None,
     scheduled_at: datetime | None = None,
-    skip_reason: str | None = None,
+    skip_reason: str | Callable[[], Awaitable[str | None]] | None = None,
 ) -> Queued:
     """Queue a notification in the caller's transaction.
 
@@ -60,12 +61,16 @@ async def queue_notification(
     into it and sends nothing: five clicks in ten minutes make one message.
 
     With a `skip_reason` (and nothing to fold into), the row is written already `skipped`:
-    nothing will be sent, and the notifications view says why.
+    nothing will be sent, and the notifications view says why. Given as a function, it is
+    asked only when a row is to be written: a folded event needs no answer (and, for the
+    caller, no query).
     """
     if fold_key is not None:
         folded = await _fold(session, fold_key, fold_window, payload)
         if folded is not None:
             return Queued(folded, folded=True)
+    if callable(skip_reason):
+        skip_reason = await skip_reason()
     if skip_reason is not None:
         skipped = Notification(
             event=event,
