@@ -199,7 +199,6 @@ def server(
     sim_url: str,
     log: Path,
     profile: Path | None,
-    extra: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`wxcrm serve` in a process of its own, its output kept in `log` to look at after."""
     port = free_port()
@@ -217,7 +216,6 @@ def server(
         "WECHAT_TEMPLATE_CUSTOMER_ACTION": TEMPLATE,
         "LOG_LEVEL": "WARNING",
         "TRUSTED_PROXIES": '["127.0.0.1"]',
-        **(extra or {}),
     }
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)

@@ -68,10 +68,11 @@ class StaffRequests:
 
     def __call__(self, i: int) -> bytes:
         who = i % len(self.tokens)
-        kind = (i // len(self.tokens)) % 3
+        turn = i // len(self.tokens)  # each person's own sequence: list, detail, pool, …
+        kind = turn % 3
         if kind == 0:
-            path = f"/api/customers?page={i % 5 + 1}&limit=20"
-            if i % 3 == 0:
+            path = f"/api/customers?page={turn // 3 % 5 + 1}&limit=20"
+            if turn // 3 % 3 == 0:
                 path += f"&search={quote(SEARCHES[i % 4])}"
         elif kind == 1:
             ids = self.visible[who]
