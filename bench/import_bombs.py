@@ -34,7 +34,7 @@ from tests.customers.test_import_bombs import (
     workbook,
 )
 
-from wxcrm.customers.transfer.service import FileFormat, build_export
+from wxcrm.customers.transfer.service import EXPORT_HEADERS, FileFormat, build_export
 
 _CHILD = """
 import json, sys, time
@@ -101,8 +101,15 @@ def real_workbook() -> bytes:
 
 
 def real_export() -> bytes:
-    """10,000 customers as our own export writes them (13 columns, inline strings)."""
-    rows = [["CUS00000000001", *row, "2025-01-01 09:00:00", ""] for row in _customers(10_000)]
+    """10,000 customers as our own export writes them (every export column, the 家政 ones
+    empty; inline strings)."""
+    headers = ("姓名", "手机号", "线索来源", "服务类别", "签约状态", "线索等级", "地址", "备注")
+    headers += ("微信号", "负责人")
+    rows = []
+    for row in _customers(10_000):
+        cells = dict(zip(headers, row, strict=True))
+        cells |= {"客户编号": "CUS00000000001", "创建时间": "2025-01-01 09:00:00"}
+        rows.append([cells.get(header, "") for header in EXPORT_HEADERS])
     return build_export(rows, FileFormat.xlsx)
 
 

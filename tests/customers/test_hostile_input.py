@@ -56,6 +56,14 @@ async def test_nul_in_a_query_parameter_is_a_400(
         ({"name": "张三", "phone": "13800138000", "remarks": "备注\x00"}, "remarks"),
         ({"name": "张三", "phone": "13800138000", "address": "\x00杭州"}, "address"),
         ({"name": "张三", "phone": "13800138000", "wechatId": "wx\x00"}, "wechatId"),
+        ({"name": "张三", "wechatId": "wx", "idCardNumber": "3301\x00"}, "idCardNumber"),
+        ({"name": "张三", "wechatId": "wx", "needRemarks": "猫\x00"}, "needRemarks"),
+        ({"name": "张三", "wechatId": "wx", "salaryBudget": "8000\x00"}, "salaryBudget"),
+        (
+            {"name": "张三", "wechatId": "wx", "expectedStartDate": "\x002026-12-01"},
+            "expectedStartDate",
+        ),
+        ({"name": "张三", "wechatId": "wx", "notes": "备注\x00"}, "notes"),
     ],
 )
 async def test_nul_in_a_customer_field_is_a_400_and_creates_nothing(
@@ -125,6 +133,54 @@ async def test_dates_at_the_edges_of_the_range_are_accepted(
         headers=team.headers("admin"),
     )
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("field", ["expectedStartDate", "expectedDeliveryDate"])
+@pytest.mark.parametrize("when", ["0001-01-01", "9999-12-31", "9999-12-31T23:59:59-12:00"])
+async def test_a_household_date_outside_the_range_is_a_400_and_changes_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, team: Team, field: str, when: str
+) -> None:
+    customer = await add_customer(session, team.advisor, name="原名")
+    headers = team.headers("advisor")
+    created = await client.post(
+        "/api/customers", json={"name": "张三", "wechatId": "wx", field: when}, headers=headers
+    )
+    assert_refused(created, field)
+    updated = await client.patch(
+        f"/api/customers/{customer.id}", json={"name": "新名", field: when}, headers=headers
+    )
+    assert_refused(updated, field)
+    assert await customer_count(session) == 1
+    assert await session.scalar(select(Customer.name).where(Customer.id == customer.id)) == "原名"
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("salaryBudget", "薪资预算不能高于50000元"),
+        ("homeArea", "家庭面积不能超过1000平方米"),
+        ("familySize", "家庭人口不能超过20人"),
+        ("serviceDays", "服务天数不能超过3650天"),
+        ("dealAmount", "成交金额不能超过1000万元"),
+    ],
+)
+async def test_a_number_too_large_for_a_float_is_a_400_with_the_fields_message(
+    client: httpx.AsyncClient, session: AsyncSession, team: Team, field: str, message: str
+) -> None:
+    customer = await add_customer(session, team.advisor)
+    headers = {**team.headers("advisor"), "content-type": "application/json"}
+    huge = "9" * 400
+    created = await client.post(
+        "/api/customers",
+        content=f'{{"name": "张三", "wechatId": "wx", "{field}": {huge}}}',
+        headers=headers,
+    )
+    assert assert_refused(created, field)["error"]["details"][0]["message"] == message
+    updated = await client.patch(
+        f"/api/customers/{customer.id}", content=f'{{"{field}": -{huge}}}', headers=headers
+    )
+    assert assert_refused(updated, field)["error"]["details"][0]["message"].endswith("不能为负数")
+    assert await customer_count(session) == 1
 
 
 @pytest.mark.parametrize(

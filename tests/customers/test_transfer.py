@@ -32,6 +32,45 @@ HEADERS = [
     "备注",
     "微信号",
 ]
+# The import template's header, in its order (the export's, between 客户编号 and 创建时间).
+TEMPLATE_HEADERS = [
+    "姓名",
+    "手机号",
+    "微信号",
+    "身份证号",
+    "线索来源",
+    "服务类别",
+    "签约状态",
+    "线索等级",
+    "负责人",
+    "地址",
+    "地区",
+    "薪资预算",
+    "期望上户日期",
+    "预产期",
+    "家庭面积",
+    "家庭人口",
+    "休息方式",
+    "服务天数",
+    "年龄要求",
+    "性别要求",
+    "籍贯要求",
+    "学历要求",
+    "成交金额",
+    "备注",
+    "需求-订单类型",
+    "需求-工作时间",
+    "需求-薪资",
+    "需求-休息时间",
+    "需求-家庭成员",
+    "需求-服务地址",
+    "需求-房屋面积",
+    "需求-工作内容",
+    "需求-备注",
+    "需求-服务周期",
+    "需求-上户时间",
+]
+EXPORT_HEADERS = ["客户编号", *TEMPLATE_HEADERS, "创建时间", "最后跟进时间"]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -346,14 +385,14 @@ async def test_an_export_imports_back_into_an_empty_database(
             assert response.headers["content-type"] == XLSX_TYPE
             rows = xlsx_rows(response.content)
             _assert_text_cells_only(response.content)
-        assert rows[0] == ["客户编号", *HEADERS, "负责人", "创建时间", "最后跟进时间"]
+        assert rows[0] == EXPORT_HEADERS
         assert len(rows) == 4
-        by_phone = {row[2]: row for row in rows[1:]}
-        assert by_phone["13800138000"][10] == advisor.username
+        by_phone = {row[2]: dict(zip(EXPORT_HEADERS, row, strict=True)) for row in rows[1:]}
+        assert by_phone["13800138000"]["负责人"] == advisor.username
         # Would-be formulas are quoted, so a spreadsheet shows them as text.
         formula = by_phone["13900139000"]
-        assert formula[1] == '\'=HYPERLINK("http://x")'
-        assert (formula[7], formula[8], formula[9]) == ("'@SUM(A1)", "'-1", "'+w")
+        assert formula["姓名"] == '\'=HYPERLINK("http://x")'
+        assert (formula["地址"], formula["备注"], formula["微信号"]) == ("'@SUM(A1)", "'-1", "'+w")
 
         await session.execute(delete(Customer))
         again = await upload(client, headers, f"export.{kind}", response.content)
@@ -368,14 +407,14 @@ async def test_an_export_imports_back_into_an_empty_database(
     await session.flush()
     response = await client.get("/api/customers/export", params={"format": "xlsx"}, headers=headers)
     by_phone = {row[2]: row for row in xlsx_rows(response.content)[1:]}
-    assert by_phone["13700137000"][8] == "a<b>&cd\r\ne"
+    assert by_phone["13700137000"][EXPORT_HEADERS.index("备注")] == "a<b>&cd\r\ne"
 
 
 def _assert_text_cells_only(content: bytes) -> None:
     sheet = load_workbook(io.BytesIO(content)).worksheets[0]
     cells = [cell for row in sheet.iter_rows() for cell in row if cell.value is not None]
     assert cells and all(cell.data_type == "s" for cell in cells)
-    created = [row[11].value for row in sheet.iter_rows(min_row=2)]
+    created = [row[EXPORT_HEADERS.index("创建时间")].value for row in sheet.iter_rows(min_row=2)]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", str(v)) for v in created)
 
 
@@ -419,7 +458,7 @@ async def test_the_template_downloads_and_imports_as_it_is(
         assert response.status_code == 200, response.text
         assert "filename*=UTF-8''" in response.headers["content-disposition"]
         rows = csv_rows(response.content) if kind == "csv" else xlsx_rows(response.content)
-        assert rows[0] == [*HEADERS, "负责人"] and len(rows) == 2
+        assert rows[0] == TEMPLATE_HEADERS and len(rows) == 2
         await session.execute(delete(Customer))
         imported = await upload(client, headers, f"template.{kind}", response.content)
         assert imported.status_code == 200, imported.text
@@ -448,10 +487,12 @@ async def test_a_taken_customer_number_is_drawn_again_and_a_racing_phone_is_a_co
     }
 
     # A phone that another request adds between the check and the INSERT.
-    async def nothing_taken(_session: AsyncSession, _phones: list[str]) -> dict[str, str]:
+    async def nothing_taken(
+        _session: AsyncSession, _column: Any, _values: list[str]
+    ) -> dict[str, str]:
         return {}
 
-    monkeypatch.setattr(transfer_service, "_existing_phones", nothing_taken)
+    monkeypatch.setattr(transfer_service, "_taken", nothing_taken)
     monkeypatch.setattr(transfer_service, "new_customer_number", lambda: "CUS00000000003")
     again = csv_bytes([["姓名", "手机号"], ["张三", "13800138000"]])
     assert_error(await upload(client, headers, "c.csv", again), 409, "CONFLICT")

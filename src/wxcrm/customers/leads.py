@@ -3,7 +3,6 @@ phone, made by a unique index rather than check-then-insert."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -17,27 +16,10 @@ from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
 from wxcrm.customers.models import Customer
 
-MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
-# Separators people type inside a number; anything else makes it not a phone number at all.
-_SEPARATORS = re.compile(r"[\s\-()（）]")
-PHONE_SHAPED = re.compile(r"^\+?[\d\s\-()（）]{1,24}$")
 DEFAULT_LEAD_SOURCE = "其他"
 DEFAULT_CONTRACT_STATUS = "待定"
 # Tries before giving up on a free customer number (11 random digits: a clash is rare).
 _NUMBER_TRIES = 5
-
-
-def normalize_phone(raw: str) -> str | None:
-    """The 11-digit mainland mobile number in `raw`, or None when it is not one.
-
-    Spaces, dashes and brackets are dropped, and a +86 / 86 country prefix.
-    """
-    digits = _SEPARATORS.sub("", raw)
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    elif digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
-    return digits if MAINLAND_MOBILE.fullmatch(digits) else None
 
 
 def default_name(phone: str) -> str:
@@ -85,7 +67,7 @@ async def create_or_link_lead(
                 name=name if name and _shows_something(name) else default_name(phone),
                 phone=phone,
                 phone_verified=verified,
-                wechat_id=openid,
+                openid=openid,
                 lead_source=DEFAULT_LEAD_SOURCE,
                 contract_status=DEFAULT_CONTRACT_STATUS,
                 remark=remark,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wxcrm.core.models import Base, IdMixin, IdType, TimestampMixin, utcnow
@@ -27,26 +27,72 @@ class Customer(IdMixin, TimestampMixin, Base):
     # The business number shown to staff: "CUS" + 11 digits.
     customer_no: Mapped[str] = mapped_column(String(14), unique=True)
     name: Mapped[str] = mapped_column(String(64))
-    # Normalised mainland mobile number; the unique index is what dedupes leads.
-    phone: Mapped[str] = mapped_column(String(11), unique=True)
+    # Normalised mainland mobile number; the unique index is what dedupes leads. A customer
+    # reached only on WeChat has no phone and a `wechat_id` instead (one of them is required).
+    phone: Mapped[str | None] = mapped_column(String(11), unique=True)
     phone_verified: Mapped[bool] = mapped_column(default=False)
-    wechat_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    wechat_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The mini-program user whose action made this lead: who may see it in the mini program
+    # as theirs. Never shown to staff.
+    openid: Mapped[str | None] = mapped_column(String(64), index=True)
+    id_card_number: Mapped[str | None] = mapped_column(String(32))
     lead_source: Mapped[str] = mapped_column(String(32), default="其他")
     service_category: Mapped[str | None] = mapped_column(String(32))
     contract_status: Mapped[str] = mapped_column(String(16), default="待定")
     lead_level: Mapped[str | None] = mapped_column(String(8))
     address: Mapped[str | None] = mapped_column(String(255))
+    area: Mapped[str | None] = mapped_column(String(64))
     remark: Mapped[str | None] = mapped_column(Text)
+
+    # The 家政 needs (staff-api §6.1): what the family wants and can pay.
+    salary_budget: Mapped[int | None]  # yuan a month
+    expected_start_date: Mapped[date | None]  # 期望上户日期
+    expected_delivery_date: Mapped[date | None]  # 预产期
+    home_area: Mapped[int | None]  # m²
+    family_size: Mapped[int | None]
+    rest_schedule: Mapped[str | None] = mapped_column(String(8))
+    service_days: Mapped[int | None]
+    age_requirement: Mapped[str | None] = mapped_column(String(64))
+    gender_requirement: Mapped[str | None] = mapped_column(String(16))
+    origin_requirement: Mapped[str | None] = mapped_column(String(64))
+    education_requirement: Mapped[str | None] = mapped_column(String(16))
+    deal_amount: Mapped[float | None] = mapped_column(Numeric(12, 2, asdecimal=False))
+    # The mini program's older free-text need card, kept as typed (needs.py maps them).
+    need_order_type: Mapped[str | None] = mapped_column(String(64))
+    need_working_hours: Mapped[str | None] = mapped_column(String(255))
+    need_salary: Mapped[str | None] = mapped_column(String(255))
+    need_rest_time: Mapped[str | None] = mapped_column(String(255))
+    need_family_members: Mapped[str | None] = mapped_column(String(255))
+    need_service_address: Mapped[str | None] = mapped_column(String(255))
+    need_house_area: Mapped[str | None] = mapped_column(String(255))
+    need_work_content: Mapped[str | None] = mapped_column(Text)
+    need_remarks: Mapped[str | None] = mapped_column(Text)
+    need_service_period: Mapped[str | None] = mapped_column(String(255))
+    need_onboarding_time: Mapped[str | None] = mapped_column(String(255))
+
     is_frozen: Mapped[bool] = mapped_column(default=False)
+    frozen_at: Mapped[datetime | None]
+    frozen_by_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    frozen_reason: Mapped[str | None] = mapped_column(String(200))
 
     owner_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
     assigned_at: Mapped[datetime | None]
     assigned_by_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    assignment_reason: Mapped[str | None] = mapped_column(String(200))
     created_by_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    last_updated_by_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
     # Set while the customer sits in the public pool, with who held it last (cooling period).
     pool_entered_at: Mapped[datetime | None]
+    pool_entry_reason: Mapped[str | None] = mapped_column(String(200))
     previous_owner_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    # Times an advisor claimed it from the pool, and times the system took it back (流转).
+    claim_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    transfer_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_transferred_at: Mapped[datetime | None]
     last_follow_up_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_follow_up_by_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    # When the contract status last became 已签约: the day's signed count.
+    signed_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class CustomerAction(IdMixin, Base):
@@ -84,7 +130,7 @@ class FollowUp(IdMixin, Base):
     user_id: Mapped[str] = mapped_column(IdType, ForeignKey("users.id"))
     method: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
-    next_follow_up_at: Mapped[datetime | None]
+    next_follow_up_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -25,8 +25,11 @@ class User(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(default=True)
-    phone: Mapped[str | None] = mapped_column(String(20))
-    # The mini-program openid an advisor bound by logging in with a wx.login code.
+    # Normalised mainland mobile: how the staff mini program finds the account at login.
+    phone: Mapped[str | None] = mapped_column(String(11), unique=True)
+    department: Mapped[str | None] = mapped_column(String(64))
+    # The staff mini-program openid bound at the account's last login with a wx.login code;
+    # one account per openid.
     openid: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     @property

@@ -8,7 +8,7 @@ from fastapi import Depends, Query
 
 from wxcrm.core.ids import OBJECT_ID_PATTERN
 from wxcrm.core.types import BoundedDate
-from wxcrm.customers.records.service import CustomerFilters
+from wxcrm.customers.records.filters import CustomerFilters, FollowUpStatus, LeadStatus
 
 
 def list_filters(
@@ -25,6 +25,10 @@ def list_filters(
     in_pool: Annotated[bool | None, Query(alias="inPublicPool")] = None,
     created_from: Annotated[BoundedDate | None, Query(alias="createdFrom")] = None,
     created_to: Annotated[BoundedDate | None, Query(alias="createdTo")] = None,
+    lead_status: Annotated[
+        LeadStatus | None, Query(alias="leadStatus", description="已流转：曾被系统收回过")
+    ] = None,
+    follow_up_status: Annotated[FollowUpStatus | None, Query(alias="followUpStatus")] = None,
 ) -> CustomerFilters:
     """The customer list's filters, under the same query parameters."""
     return CustomerFilters(
@@ -37,6 +41,8 @@ def list_filters(
         in_pool=in_pool,
         created_from=created_from,
         created_to=created_to,
+        lead_status=lead_status,
+        follow_up_status=follow_up_status,
     )
 
 

@@ -11,32 +11,56 @@ from pydantic import Field, field_validator
 
 from wxcrm.core.types import in_date_range
 from wxcrm.customers.models import FollowUp
+from wxcrm.customers.needs import EDUCATION_LEVELS, REST_SCHEDULES, HouseholdIn
 from wxcrm.customers.schemas import CustomerOut, InModel, OutModel
 
+# The original's alternative names for two fields (staff-api §6.3): used when the field itself
+# is absent or null (the field wins), never stored under their own name.
+_ALIASES = (("notes", "remarks"), ("service_type", "service_category"))
 
-class CustomerCreateIn(InModel):
+
+class _CustomerFields(HouseholdIn):
+    """What staff fill in on both forms, beside the 家政 fields of `HouseholdIn`."""
+
+    wechat_id: str | None = Field(None, max_length=64)
+    service_category: str | None = Field(None, max_length=32)
+    lead_level: str | None = Field(None, max_length=8)
+    address: str | None = Field(None, max_length=255)
+    remarks: str | None = Field(None, max_length=2000)
+    notes: str | None = Field(None, max_length=2000, description="remarks 的别名（旧版小程序）")
+    service_type: str | None = Field(
+        None, max_length=32, description="serviceCategory 的别名（旧版小程序）"
+    )
+
+    def fields(self, *, sent_only: bool = False) -> dict[str, Any]:
+        """The fields by Python name, aliases folded into their fields; `sent_only`: those
+        the request set (an update)."""
+        values = self.model_dump(exclude_unset=sent_only, exclude={alias for alias, _ in _ALIASES})
+        for alias, field in _ALIASES:
+            given = getattr(self, alias)
+            if given is not None and values.get(field) is None:
+                values[field] = given
+        return values
+
+
+class CustomerCreateIn(_CustomerFields):
+    """A new customer: a name, and a phone or a WeChat id (请填写手机号或微信号)."""
+
     name: str = Field(min_length=1, max_length=64)
-    phone: str = Field(min_length=1, max_length=32)
-    wechat_id: str | None = Field(None, alias="wechatId", max_length=64)
-    lead_source: str = Field("其他", alias="leadSource", max_length=32)
-    service_category: str | None = Field(None, alias="serviceCategory", max_length=32)
-    contract_status: str = Field("待定", alias="contractStatus", max_length=16)
-    lead_level: str | None = Field(None, alias="leadLevel", max_length=8)
-    address: str | None = Field(None, max_length=255)
-    remarks: str | None = Field(None, max_length=2000)
+    phone: str | None = Field(None, max_length=32, description="中国大陆手机号；与微信号至少填一项")
+    lead_source: str = Field("其他", max_length=32)
+    contract_status: str = Field("待定", max_length=16)
 
 
-class CustomerUpdateIn(InModel):
+class CustomerUpdateIn(_CustomerFields):
+    """The fields to change; null clears an optional one. A phone or a WeChat id must remain."""
+
     name: str | None = Field(None, min_length=1, max_length=64)
-    phone: str | None = Field(None, min_length=1, max_length=32)
-    wechat_id: str | None = Field(None, alias="wechatId", max_length=64)
-    lead_source: str | None = Field(None, alias="leadSource", max_length=32)
-    service_category: str | None = Field(None, alias="serviceCategory", max_length=32)
-    contract_status: str | None = Field(None, alias="contractStatus", max_length=16)
-    lead_level: str | None = Field(None, alias="leadLevel", max_length=8)
-    address: str | None = Field(None, max_length=255)
-    remarks: str | None = Field(None, max_length=2000)
-    is_frozen: bool | None = Field(None, alias="isFrozen")
+    phone: str | None = Field(None, max_length=32)
+    lead_source: str | None = Field(None, max_length=32)
+    contract_status: str | None = Field(None, max_length=16)
+    is_frozen: bool | None = Field(None, description="冻结（管理员、经理）")
+    frozen_reason: str | None = Field(None, max_length=200, description="冻结原因（管理员、经理）")
 
 
 class SortField(StrEnum):
@@ -151,9 +175,12 @@ class CustomerDetailOut(CustomerOut):
 
 
 class CustomerOptionsOut(OutModel):
-    """The configured choices of the customer form."""
+    """The choices of the customer form: the configured lists, and the 家政 record's fixed
+    ones."""
 
     lead_source: list[str]
     service_category: list[str]
     contract_status: list[str]
     lead_level: list[str]
+    rest_schedule: list[str] = Field(default=list(REST_SCHEDULES), description="休息方式")
+    education_requirement: list[str] = Field(default=list(EDUCATION_LEVELS), description="学历要求")

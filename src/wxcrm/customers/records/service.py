@@ -3,23 +3,23 @@ follow-ups. Every query is scoped by the caller's data permissions."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.core import clock
 from wxcrm.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wxcrm.core.models import utcnow
+from wxcrm.core.phones import normalize_phone
 from wxcrm.core.settings import Settings
-from wxcrm.customers.leads import new_customer_number, normalize_phone
+from wxcrm.customers.leads import new_customer_number
 from wxcrm.customers.models import AssignmentHistory, Customer, CustomerAction, FollowUp
-from wxcrm.customers.permissions import may_see, visible_to
+from wxcrm.customers.needs import HOUSEHOLD_FIELDS, legacy_need_values
+from wxcrm.customers.permissions import may_see
+from wxcrm.customers.records.filters import CustomerFilters, day_start, filtered
 from wxcrm.customers.records.schemas import (
     CustomerCreateIn,
     CustomerUpdateIn,
@@ -40,7 +40,6 @@ TIMELINE_LIMIT = 100
 # Fields a customer always has: an update may change them, never clear them.
 _REQUIRED_FIELDS = {
     "name": "name",
-    "phone": "phone",
     "lead_source": "leadSource",
     "contract_status": "contractStatus",
     "is_frozen": "isFrozen",
@@ -52,6 +51,7 @@ def check_choices(settings: Settings, values: dict[str, Any]) -> None:
     lists = {
         "leadSource": settings.lead_sources,
         "serviceCategory": settings.service_categories,
+        "serviceType": settings.service_categories,
         "contractStatus": settings.contract_statuses,
         "leadLevel": settings.lead_levels,
     }
@@ -76,62 +76,152 @@ async def get_visible(session: AsyncSession, user: User, customer_id: str) -> Cu
     return customer
 
 
-async def create_customer(
-    session: AsyncSession, settings: Settings, user: User, body: CustomerCreateIn
+PHONE_TAKEN = "该手机号已被其他客户使用"
+WECHAT_TAKEN = "该微信号已被其他客户使用"
+MISSING_CONTACT = "请填写手机号或微信号"
+SIGNED = "已签约"
+# Input names that are another column's: the form's `remarks` is the column `remark`.
+_COLUMNS = {"remarks": "remark"}
+# The grade only managers give by hand (staff-api §4.6); a customer already graded so may
+# still be edited by its advisor, whose form sends the grade back unchanged.
+TOP_LEAD_LEVEL = "O类"
+TOP_LEAD_LEVEL_FORBIDDEN = "只有管理员和经理可以手动设置线索等级为O类"
+# What an older need card may fill in (needs.legacy_need_values), as stored now.
+_NEED_TARGETS = (*HOUSEHOLD_FIELDS, "service_category", "address")
+
+
+async def add_customer(
+    session: AsyncSession,
+    fields: dict[str, Any],
+    *,
+    by: User,
+    owner_id: str | None,
+    assignment_reason: str | None = None,
 ) -> Customer:
-    check_choices(settings, body.model_dump(by_alias=True))
-    phone = _phone(body.phone)
-    if await session.scalar(select(Customer.id).where(Customer.phone == phone)):
-        raise Conflict("该手机号的客户已存在", [{"field": "phone", "message": "手机号已存在"}])
+    """Insert a customer from checked `fields` (by Python name), owned by `owner_id` or in
+    the public pool when None.
+
+    A phone (normalised) or a WeChat id is required; one another customer has is refused
+    (409, its field named), also when a concurrent create takes it first.
+    """
+    values = {_COLUMNS.get(name, name): value for name, value in fields.items()}
+    values["phone"] = _phone(values["phone"]) if values.get("phone") else None
+    values["wechat_id"] = values.get("wechat_id") or None
+    if values["phone"] is None and values["wechat_id"] is None:
+        raise ValidationFailed.on_field("phone", MISSING_CONTACT)
+    await _refuse_taken_contact(session, values["phone"], values["wechat_id"], None)
     now = utcnow()
-    # An advisor's own customer; a manager's new customer starts in the public pool.
-    owner = None if user.is_staff_manager else user.id
     customer = Customer(
         customer_no=new_customer_number(),
-        name=body.name,
-        phone=phone,
-        wechat_id=body.wechat_id,
-        lead_source=body.lead_source,
-        service_category=body.service_category,
-        contract_status=body.contract_status,
-        lead_level=body.lead_level,
-        address=body.address,
-        remark=body.remarks,
-        created_by_id=user.id,
-        owner_id=owner,
-        assigned_at=now if owner else None,
-        pool_entered_at=None if owner else now,
+        **values,
+        created_by_id=by.id,
+        last_updated_by_id=by.id,
+        owner_id=owner_id,
+        assigned_at=now if owner_id else None,
+        assigned_by_id=by.id if owner_id else None,
+        assignment_reason=assignment_reason if owner_id else None,
+        pool_entered_at=None if owner_id else now,
+        signed_at=now if values.get("contract_status") == SIGNED else None,
     )
     try:
         async with session.begin_nested():
             session.add(customer)
-    except IntegrityError as error:  # a concurrent create with the same phone won
-        raise Conflict("该手机号的客户已存在") from error
+    except IntegrityError as error:
+        # A concurrent create took the phone or the WeChat id (now committed: asked again,
+        # the answer names which).
+        await _refuse_taken_contact(session, values["phone"], values["wechat_id"], None)
+        raise Conflict(PHONE_TAKEN if values["phone"] else WECHAT_TAKEN) from error
     return customer
+
+
+async def apply_changes(
+    session: AsyncSession, customer: Customer, changes: dict[str, Any], *, by: User
+) -> None:
+    """Write checked `changes` (by Python name) to a customer, keeping who changed it, when
+    it was signed and who froze it and why.
+
+    A phone or WeChat id another customer has is refused (409, its field named); one of the
+    two must remain.
+    """
+    values = {_COLUMNS.get(name, name): value for name, value in changes.items()}
+    for name, value in values.items():
+        if value is None and name in _REQUIRED_FIELDS:
+            wire = _REQUIRED_FIELDS[name]
+            raise ValidationFailed.on_field(wire, f"{wire} 不能为空")
+    if "phone" in values:
+        values["phone"] = _phone(values["phone"]) if values["phone"] else None
+    if "wechat_id" in values:
+        values["wechat_id"] = values["wechat_id"] or None
+    phone = values.get("phone", customer.phone)
+    wechat_id = values.get("wechat_id", customer.wechat_id)
+    if phone is None and wechat_id is None:
+        raise ValidationFailed.on_field("phone", MISSING_CONTACT)
+    await _refuse_taken_contact(
+        session,
+        phone if phone != customer.phone else None,
+        wechat_id if wechat_id != customer.wechat_id else None,
+        customer.id,
+    )
+    now = utcnow()
+    if values.get("contract_status") == SIGNED and customer.contract_status != SIGNED:
+        customer.signed_at = now
+    frozen = values.get("is_frozen", customer.is_frozen)
+    if frozen != customer.is_frozen:
+        customer.frozen_at = now if frozen else None
+        customer.frozen_by_id = by.id if frozen else None
+        values.setdefault("frozen_reason", None)  # a new freeze does not keep an old reason
+    if not frozen and "frozen_reason" in values:
+        values["frozen_reason"] = None  # only a frozen customer has a reason for it
+    for name, value in values.items():
+        setattr(customer, name, value)
+    customer.last_updated_by_id = by.id
+    await session.flush()
+
+
+async def _refuse_taken_contact(
+    session: AsyncSession, phone: str | None, wechat_id: str | None, own_id: str | None
+) -> None:
+    for column, value, message, field in (
+        (Customer.phone, phone, PHONE_TAKEN, "phone"),
+        (Customer.wechat_id, wechat_id, WECHAT_TAKEN, "wechatId"),
+    ):
+        if value is None:
+            continue
+        query = select(Customer.id).where(column == value)
+        if own_id is not None:
+            query = query.where(Customer.id != own_id)
+        if await session.scalar(query):
+            raise Conflict(message, [{"field": field, "message": message}])
+
+
+async def create_customer(
+    session: AsyncSession, settings: Settings, user: User, body: CustomerCreateIn
+) -> Customer:
+    check_choices(settings, body.model_dump(by_alias=True))
+    fields = body.fields()
+    fields |= legacy_need_values(fields, {}, settings.service_categories)
+    # An advisor's own customer; a manager's new customer starts in the public pool.
+    owner = None if user.is_staff_manager else user.id
+    return await add_customer(session, fields, by=user, owner_id=owner)
 
 
 async def update_customer(
     session: AsyncSession, settings: Settings, user: User, customer_id: str, body: CustomerUpdateIn
 ) -> Customer:
     customer = await get_visible(session, user, customer_id)
-    changes = body.model_dump(exclude_unset=True)
     check_choices(settings, body.model_dump(by_alias=True, exclude_unset=True))
-    if "is_frozen" in changes and not user.is_staff_manager:
+    changes = body.fields(sent_only=True)
+    if {"is_frozen", "frozen_reason"} & changes.keys() and not user.is_staff_manager:
         raise Forbidden("只有管理员和经理可以冻结客户")
-    if changes.get("phone") is not None:
-        phone = _phone(changes.pop("phone"))
-        taken = await session.scalar(
-            select(Customer.id).where(Customer.phone == phone, Customer.id != customer.id)
-        )
-        if taken:
-            raise Conflict("该手机号的客户已存在", [{"field": "phone", "message": "手机号已存在"}])
-        customer.phone = phone
-    for field, value in changes.items():
-        if value is None and field in _REQUIRED_FIELDS:
-            name = _REQUIRED_FIELDS[field]
-            raise ValidationFailed.on_field(name, f"{name} 不能为空")
-        setattr(customer, "remark" if field == "remarks" else field, value)
-    await session.flush()
+    if (
+        changes.get("lead_level") == TOP_LEAD_LEVEL
+        and customer.lead_level != TOP_LEAD_LEVEL
+        and not user.is_staff_manager
+    ):
+        raise Forbidden(TOP_LEAD_LEVEL_FORBIDDEN)
+    stored = {name: getattr(customer, name) for name in _NEED_TARGETS}
+    changes |= legacy_need_values(changes, stored, settings.service_categories)
+    await apply_changes(session, customer, changes, by=user)
     return customer
 
 
@@ -140,74 +230,6 @@ async def delete_customer(session: AsyncSession, user: User, customer_id: str) -
         raise Forbidden("只有管理员和经理可以删除客户")
     customer = await get_visible(session, user, customer_id)
     await session.execute(delete(Customer).where(Customer.id == customer.id))
-
-
-@dataclass(frozen=True)
-class CustomerFilters:
-    search: str | None = None
-    contract_status: str | None = None
-    lead_source: str | None = None
-    service_category: str | None = None
-    lead_level: str | None = None
-    owner_id: str | None = None
-    in_pool: bool | None = None
-    created_from: date | None = None
-    created_to: date | None = None
-
-
-def filtered(query: Select[Any], user: User, filters: CustomerFilters) -> Select[Any]:
-    query = query.where(visible_to(user))
-    if filters.search:
-        term = filters.search.strip()
-        digits = re.sub(r"[\s\-]", "", term).upper().removeprefix("CUS")
-        if digits.isdigit():
-            query = query.where(
-                or_(
-                    Customer.phone.startswith(digits),
-                    Customer.customer_no.startswith(f"CUS{digits}"),
-                )
-            )
-        else:
-            query = query.where(Customer.name.icontains(term, autoescape=True))
-    for column, value in (
-        (Customer.contract_status, filters.contract_status),
-        (Customer.lead_source, filters.lead_source),
-        (Customer.service_category, filters.service_category),
-        (Customer.lead_level, filters.lead_level),
-        (Customer.owner_id, filters.owner_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if filters.in_pool is not None:
-        query = query.where(
-            Customer.owner_id.is_(None) if filters.in_pool else Customer.owner_id.is_not(None)
-        )
-    if filters.created_from is not None:
-        query = query.where(Customer.created_at >= _day_start(filters.created_from))
-    if filters.created_to is not None:
-        query = query.where(Customer.created_at < _day_start(filters.created_to, next_day=True))
-    return query
-
-
-def search_clause(search: str) -> ColumnElement[bool]:
-    """Digits match a phone or customer-number prefix; other text is part of the name."""
-    term = search.strip()
-    digits = re.sub(r"[\s\-]", "", term).upper().removeprefix("CUS")
-    if digits.isdigit():
-        return or_(_prefix(Customer.phone, digits), _prefix(Customer.customer_no, f"CUS{digits}"))
-    return Customer.name.icontains(term, autoescape=True)
-
-
-def _prefix(column: Any, prefix: str) -> ColumnElement[bool]:
-    """`column` starts with `prefix`, as a range the column's unique index can serve
-    (LIKE 'p%' uses no index on PostgreSQL's default collation, nor on SQLite's NOCASE-less
-    LIKE)."""
-    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return and_(column >= prefix, column < after)
-
-
-def _day_start(day: date, next_day: bool = False) -> datetime:
-    return clock.day_start(day + timedelta(days=1) if next_day else day)
 
 
 async def list_customers(
@@ -313,7 +335,7 @@ async def add_follow_up(
     customer = await get_visible(session, user, customer_id)
     next_at = body.next_follow_up_at
     if isinstance(next_at, date) and not isinstance(next_at, datetime):
-        next_at = _day_start(next_at)
+        next_at = day_start(next_at)
     follow_up = FollowUp(
         customer_id=customer.id,
         user_id=user.id,
@@ -323,6 +345,7 @@ async def add_follow_up(
     )
     session.add(follow_up)
     customer.last_follow_up_at = utcnow()
+    customer.last_follow_up_by_id = user.id
     await session.flush()
     return follow_up
 

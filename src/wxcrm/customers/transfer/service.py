@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 import warnings
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
+from annotated_types import MaxLen
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils import get_column_letter
-from sqlalchemy import Result, Row, Select, select, text
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel, to_snake
+from sqlalchemy import Result, Row, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -37,18 +41,21 @@ from wxcrm.core.errors import (
     PayloadTooLarge,
     RateLimited,
     ValidationFailed,
+    validation_details,
 )
 from wxcrm.core.ids import new_id
 from wxcrm.core.models import utcnow
+from wxcrm.core.phones import normalize_phone
 from wxcrm.core.settings import Settings
 from wxcrm.customers.leads import (
     DEFAULT_CONTRACT_STATUS,
     DEFAULT_LEAD_SOURCE,
     new_customer_number,
-    normalize_phone,
 )
 from wxcrm.customers.models import Customer
-from wxcrm.customers.records.service import CustomerFilters, filtered
+from wxcrm.customers.needs import HOUSEHOLD_FIELDS, REST_SCHEDULES, HouseholdIn, legacy_need_values
+from wxcrm.customers.records.filters import CustomerFilters, filtered
+from wxcrm.customers.records.service import MISSING_CONTACT, SIGNED
 from wxcrm.users.models import Role, User
 
 MAX_IMPORT_ROWS = 10_000
@@ -85,8 +92,9 @@ MAX_COLUMNS = 64
 # Row errors listed in the response; the message still counts them all.
 MAX_REPORTED_ERRORS = 500
 _REPORTED_VALUE_LENGTH = 100
-# Rows per INSERT: 20 columns each stays under both databases' bound-parameter limits.
-_INSERT_CHUNK = 1_000
+# Bound parameters per INSERT (a row's columns times its rows): under both databases' limits
+# (32,767 for PostgreSQL's protocol and for SQLite since 3.32).
+_INSERT_PARAMETERS = 30_000
 _LOOKUP_CHUNK = 1_000
 _NUMBER_TRIES = 5
 # What a spreadsheet may run as a formula when a cell starts with it (CSV injection).
@@ -133,41 +141,80 @@ class Column:
     key: str  # the API's name, also accepted as a header
     max_length: int
 
+    @property
+    def field(self) -> str:
+        """The customer's attribute (and the forms' Python name) the column holds."""
+        return "remark" if self.key == "remarks" else to_snake(self.key)
 
-# The columns an import reads, in the template's order.
+
+def _household(header: str, field: str) -> Column:
+    """A column of the 家政 record, as long as the forms take it (a number or a date: 32)."""
+    lengths = [
+        m.max_length for m in HouseholdIn.model_fields[field].metadata if isinstance(m, MaxLen)
+    ]
+    return Column(header, to_camel(field), lengths[0] if lengths else 32)
+
+
+# The columns an import reads, in the template's (and the export's) order.
 IMPORT_COLUMNS = (
     Column("姓名", "name", 64),
     Column("手机号", "phone", 32),
+    Column("微信号", "wechatId", 64),
+    _household("身份证号", "id_card_number"),
     Column("线索来源", "leadSource", 32),
     Column("服务类别", "serviceCategory", 32),
     Column("签约状态", "contractStatus", 16),
     Column("线索等级", "leadLevel", 8),
-    Column("地址", "address", 255),
-    Column("备注", "remarks", 2000),
-    Column("微信号", "wechatId", 64),
     Column("负责人", "owner", 64),  # an advisor's username
+    Column("地址", "address", 255),
+    _household("地区", "area"),
+    _household("薪资预算", "salary_budget"),
+    _household("期望上户日期", "expected_start_date"),
+    _household("预产期", "expected_delivery_date"),
+    _household("家庭面积", "home_area"),
+    _household("家庭人口", "family_size"),
+    _household("休息方式", "rest_schedule"),
+    _household("服务天数", "service_days"),
+    _household("年龄要求", "age_requirement"),
+    _household("性别要求", "gender_requirement"),
+    _household("籍贯要求", "origin_requirement"),
+    _household("学历要求", "education_requirement"),
+    _household("成交金额", "deal_amount"),
+    Column("备注", "remarks", 2000),
+    # The mini program's older need card, kept as typed.
+    _household("需求-订单类型", "need_order_type"),
+    _household("需求-工作时间", "need_working_hours"),
+    _household("需求-薪资", "need_salary"),
+    _household("需求-休息时间", "need_rest_time"),
+    _household("需求-家庭成员", "need_family_members"),
+    _household("需求-服务地址", "need_service_address"),
+    _household("需求-房屋面积", "need_house_area"),
+    _household("需求-工作内容", "need_work_content"),
+    _household("需求-备注", "need_remarks"),
+    _household("需求-服务周期", "need_service_period"),
+    _household("需求-上户时间", "need_onboarding_time"),
 )
 _COLUMNS = {column.key: column for column in IMPORT_COLUMNS}
 _ORDER = {column.key: index for index, column in enumerate(IMPORT_COLUMNS)}
 _HEADER_KEYS = (
     {column.header: column.key for column in IMPORT_COLUMNS}
     | {column.key.casefold(): column.key for column in IMPORT_COLUMNS}
-    | {"remark": "remarks"}
+    | {"remark": "remarks", "notes": "remarks", "servicetype": "serviceCategory"}
 )
-_REQUIRED = ("name", "phone")
+# The 家政 columns, checked by the forms' own rules (HouseholdIn): key -> Python name.
+_HOUSEHOLD = {
+    column.key: column.field for column in IMPORT_COLUMNS if column.field in HOUSEHOLD_FIELDS
+}
+_NEED_CARD = tuple(key for key in _HOUSEHOLD if key.startswith("need"))
+_DATE_KEYS = ("expectedStartDate", "expectedDeliveryDate")
+# A date as Excel writes it into a CSV (2026/12/1), or as people type it (2026年12月1日).
+_LOOSE_DATE = re.compile(
+    r"(\d{4})\s*[/.年-]\s*(\d{1,2})\s*[/.月-]\s*(\d{1,2})\s*日?(?:\s+0?0:00(?::00)?)?"
+)
 
 EXPORT_HEADERS = (
     "客户编号",
-    "姓名",
-    "手机号",
-    "线索来源",
-    "服务类别",
-    "签约状态",
-    "线索等级",
-    "地址",
-    "备注",
-    "微信号",
-    "负责人",
+    *(column.header for column in IMPORT_COLUMNS),
     "创建时间",
     "最后跟进时间",
 )
@@ -386,11 +433,12 @@ def _records(rows: Iterable[Sequence[Any]]) -> Sheet:
             raise BadRequest(f"表头中“{_COLUMNS[key].header}”列重复")
         columns[key] = index
     if not columns:
-        names = "、".join(column.header for column in IMPORT_COLUMNS)
-        raise BadRequest(f"没有识别到表头：第一行应为列名，如 {names}")
-    missing = [_COLUMNS[key].header for key in _REQUIRED if key not in columns]
-    if missing:
-        raise BadRequest(f"缺少必需的列：{'、'.join(missing)}")
+        names = "、".join(column.header for column in IMPORT_COLUMNS[:4])
+        raise BadRequest(f"没有识别到表头：第一行应为列名，如 {names} 等（见导入模板）")
+    if "name" not in columns:
+        raise BadRequest("缺少必需的列：姓名")
+    if "phone" not in columns and "wechatId" not in columns:
+        raise BadRequest("缺少必需的列：手机号或微信号")
 
     records: list[SheetRow] = []
     for number, cells in numbered:
@@ -410,13 +458,18 @@ def _records(rows: Iterable[Sequence[Any]]) -> Sheet:
 
 
 def _cell_text(value: Any) -> str:
-    """A cell as text: numbers as their digits (a phone typed into Excel is a number)."""
+    """A cell as text: numbers as their digits (a phone typed into Excel is a number), an
+    Excel date as 2026-12-01 (with its time, if it has one)."""
     if value is None:
         return ""
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, float) and value.is_integer():
         text = str(int(value))
+    elif isinstance(value, datetime):
+        text = value.date().isoformat() if value.time() == time() else value.isoformat(" ")
     else:
-        text = str(value)
+        text = str(value)  # a date's is 2026-12-01 already
     text = text.strip()
     # Undo the quote an export puts before a would-be formula: import(export) is lossless.
     if len(text) > 1 and text[0] == "'" and text[1] in _FORMULA_STARTS:
@@ -482,17 +535,23 @@ async def import_rows(
     }
     phones: dict[int, str] = {}  # row number -> normalised phone, for the rows that have one
     first_row_of: dict[str, int] = {}
+    first_row_of_wechat: dict[str, int] = {}
+    households: dict[int, dict[str, Any]] = {}  # row number -> its checked 家政 fields
     for row in rows:
+        too_long: set[str] = set()
         for key, value in row.values.items():
             column = _COLUMNS[key]
             if len(value) > column.max_length:
+                too_long.add(key)
                 problems.add(row, key, f"{column.header}不能超过 {column.max_length} 个字符")
         if not row.values.get("name"):
             problems.add(row, "name", "姓名不能为空")
         raw_phone = row.values.get("phone", "")
+        wechat_id = row.values.get("wechatId", "")
         phone = normalize_phone(raw_phone) if raw_phone else None
         if not raw_phone:
-            problems.add(row, "phone", "手机号不能为空")
+            if not wechat_id:
+                problems.add(row, "phone", MISSING_CONTACT)
         elif phone is None:
             problems.add(row, "phone", "手机号格式不正确（需为中国大陆11位手机号）")
         elif phone in first_row_of:
@@ -500,11 +559,18 @@ async def import_rows(
         else:
             first_row_of[phone] = row.number
             phones[row.number] = phone
+        if wechat_id and "wechatId" not in too_long:
+            if wechat_id in first_row_of_wechat:
+                first = first_row_of_wechat[wechat_id]
+                problems.add(row, "wechatId", f"微信号与第 {first} 行重复")
+            else:
+                first_row_of_wechat[wechat_id] = row.number
         for key, allowed in lists.items():
             value = row.values.get(key, "")
             if value and value not in allowed:
                 header = _COLUMNS[key].header
                 problems.add(row, key, f"{header}必须是 {'、'.join(allowed)} 之一")
+        households[row.number] = _household_fields(row, too_long, problems)
 
     if session.get_bind().dialect.name == "postgresql":
         # Right after a bulk import, before autovacuum has analysed the table, PostgreSQL
@@ -512,7 +578,8 @@ async def import_rows(
         # scans every row against every parameter: 5 s and growing by the 10,000 rows
         # (measured). Custom plans see the values as constants and hash them.
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    taken = await _existing_phones(session, list(first_row_of))
+    taken = await _taken(session, Customer.phone, list(first_row_of))
+    taken_wechat = await _taken(session, Customer.wechat_id, list(first_row_of_wechat))
     owners = await _active_owners(
         session, {r.values["owner"] for r in rows if r.values.get("owner")}
     )
@@ -520,6 +587,9 @@ async def import_rows(
         existing = taken.get(phones.get(row.number, ""))
         if existing is not None:
             problems.add(row, "phone", f"手机号已存在（客户 {existing}）")
+        existing = taken_wechat.get(row.values.get("wechatId", ""))
+        if existing is not None:
+            problems.add(row, "wechatId", f"微信号已存在（客户 {existing}）")
         owner = row.values.get("owner")
         if owner and owner not in owners:
             problems.add(row, "owner", f"负责人“{owner}”不是在职顾问的用户名")
@@ -530,33 +600,68 @@ async def import_rows(
     values = []
     for row in rows:
         owner_id = owners.get(row.values.get("owner", ""))
-        values.append(
-            {
-                "id": new_id(),
-                "customer_no": _fresh_number(numbers),
-                "name": row.values["name"],
-                "phone": phones[row.number],
-                "phone_verified": False,
-                "wechat_id": row.values.get("wechatId") or None,
-                "lead_source": row.values.get("leadSource") or DEFAULT_LEAD_SOURCE,
-                "service_category": row.values.get("serviceCategory") or None,
-                "contract_status": row.values.get("contractStatus") or DEFAULT_CONTRACT_STATUS,
-                "lead_level": row.values.get("leadLevel") or None,
-                "address": row.values.get("address") or None,
-                "remark": row.values.get("remarks") or None,
-                "is_frozen": False,
-                "owner_id": owner_id,
-                "assigned_at": now if owner_id else None,
-                "assigned_by_id": importer.id if owner_id else None,
-                "created_by_id": importer.id,
-                # Unowned customers go to the public pool, as a manager's new customer does.
-                "pool_entered_at": None if owner_id else now,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+        contract_status = row.values.get("contractStatus") or DEFAULT_CONTRACT_STATUS
+        record = {
+            "id": new_id(),
+            "customer_no": _fresh_number(numbers),
+            "name": row.values["name"],
+            "phone": phones.get(row.number),
+            "phone_verified": False,
+            "wechat_id": row.values.get("wechatId") or None,
+            "lead_source": row.values.get("leadSource") or DEFAULT_LEAD_SOURCE,
+            "service_category": row.values.get("serviceCategory") or None,
+            "contract_status": contract_status,
+            "lead_level": row.values.get("leadLevel") or None,
+            "address": row.values.get("address") or None,
+            "remark": row.values.get("remarks") or None,
+            **_NO_HOUSEHOLD,
+            "is_frozen": False,
+            "owner_id": owner_id,
+            "assigned_at": now if owner_id else None,
+            "assigned_by_id": importer.id if owner_id else None,
+            "created_by_id": importer.id,
+            "last_updated_by_id": importer.id,
+            # Unowned customers go to the public pool, as a manager's new customer does.
+            "pool_entered_at": None if owner_id else now,
+            "signed_at": now if contract_status == SIGNED else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        household = households[row.number]
+        if household:
+            record.update(household)
+            if any(row.values.get(key) for key in _NEED_CARD):
+                record.update(legacy_need_values(record, {}, settings.service_categories))
+        values.append(record)
     await _insert(session, values, numbers)
     return len(values)
+
+
+# Every 家政 column of an imported customer, empty: the INSERT's rows all have the same keys.
+_NO_HOUSEHOLD: dict[str, Any] = dict.fromkeys(HOUSEHOLD_FIELDS)
+
+
+def _household_fields(row: SheetRow, too_long: set[str], problems: _Problems) -> dict[str, Any]:
+    """The row's filled 家政 cells, checked and converted by the forms' own rules (by Python
+    name); a problem for each that fails. Cells already too long are not checked again."""
+    cells = {
+        field: value
+        for key, field in _HOUSEHOLD.items()
+        if (value := row.values.get(key)) and key not in too_long
+    }
+    if not cells:
+        return {}
+    for key in _DATE_KEYS:
+        field = _HOUSEHOLD[key]
+        if field in cells and (loose := _LOOSE_DATE.fullmatch(cells[field])):
+            year, month, day = loose.groups()
+            cells[field] = f"{year}-{month.zfill(2)}-{day.zfill(2)}"
+    try:
+        return HouseholdIn.model_validate(cells).model_dump(exclude_unset=True)
+    except ValidationError as error:
+        for detail in validation_details(error.errors()):
+            problems.add(row, to_camel(detail["field"]), detail["message"])
+        return {}
 
 
 def _fresh_number(used: set[str]) -> str:
@@ -567,15 +672,16 @@ def _fresh_number(used: set[str]) -> str:
             return number
 
 
-async def _existing_phones(session: AsyncSession, phones: list[str]) -> dict[str, str]:
-    """Phone -> customer number of the customers that already hold one of `phones`."""
+async def _taken(session: AsyncSession, column: Any, wanted: list[str]) -> dict[str, str]:
+    """Value -> customer number of the customers whose `column` (phone, WeChat id) already
+    holds one of `wanted`."""
     found: dict[str, str] = {}
-    for start in range(0, len(phones), _LOOKUP_CHUNK):
-        chunk = phones[start : start + _LOOKUP_CHUNK]
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start : start + _LOOKUP_CHUNK]
         result = await session.execute(
-            select(Customer.phone, Customer.customer_no).where(Customer.phone.in_(chunk))
+            select(column, Customer.customer_no).where(column.in_(chunk))
         )
-        found.update(dict(result.all()))
+        found.update({value: number for value, number in result.all() if value})
     return found
 
 
@@ -600,17 +706,18 @@ async def _insert(session: AsyncSession, values: list[dict[str, Any]], used: set
         .returning(Customer.customer_no)
     )
     pending = values
+    chunk_size = _INSERT_PARAMETERS // max(len(values[0]), 1) if values else 1
     for _ in range(_NUMBER_TRIES):
         missed: list[dict[str, Any]] = []
-        for start in range(0, len(pending), _INSERT_CHUNK):
-            chunk = pending[start : start + _INSERT_CHUNK]
+        for start in range(0, len(pending), chunk_size):
+            chunk = pending[start : start + chunk_size]
             try:
                 inserted = set((await session.execute(statement, chunk)).scalars())
             except IntegrityError as error:
-                # Checked above, so another request has just added one of these phones
-                # (or deactivated and removed an owner): the file is still all or nothing.
+                # Checked above, so another request has just added one of these phones or
+                # WeChat ids (or deactivated and removed an owner): still all or nothing.
                 raise Conflict(
-                    "导入时数据已被其他操作修改（如手机号刚被录入），请重新导入"
+                    "导入时数据已被其他操作修改（如手机号或微信号刚被录入），请重新导入"
                 ) from error
             missed += [row for row in chunk if row["customer_no"] not in inserted]
         if not missed:
@@ -629,27 +736,16 @@ async def export_rows(
 ) -> Sequence[Row[Any]]:
     """The customers `user` may see under `filters`, newest first, as the export's cells."""
     owner = aliased(User)
+    cells = [
+        owner.username if column.key == "owner" else getattr(Customer, column.field)
+        for column in IMPORT_COLUMNS
+    ]
     query = (
-        select(
-            Customer.customer_no,
-            Customer.name,
-            Customer.phone,
-            Customer.lead_source,
-            Customer.service_category,
-            Customer.contract_status,
-            Customer.lead_level,
-            Customer.address,
-            Customer.remark,
-            Customer.wechat_id,
-            owner.username,
-            Customer.created_at,
-            Customer.last_follow_up_at,
-        )
+        select(Customer.customer_no, *cells, Customer.created_at, Customer.last_follow_up_at)
         .outerjoin(owner, owner.id == Customer.owner_id)
         .order_by(Customer.created_at.desc(), Customer.id.desc())
     )
-    # `filtered` takes any SELECT; this one's many typed columns are not `Select[Any]` to mypy.
-    result: Result[Any] = await session.execute(filtered(cast("Select[Any]", query), user, filters))
+    result: Result[Any] = await session.execute(filtered(query, user, filters))
     return result.all()
 
 
@@ -671,19 +767,30 @@ def build_template(settings: Settings, kind: FileFormat) -> bytes:
     def first(options: list[str], preferred: str = "") -> str:
         return preferred if preferred in options else (options[0] if options else "")
 
-    example = [
-        "张三",
-        "13800138000",
-        first(settings.lead_sources),
-        first(settings.service_categories),
-        first(settings.contract_statuses, DEFAULT_CONTRACT_STATUS),
-        first(settings.lead_levels),
-        "杭州市西湖区文三路 100 号",
-        "负责人留空则进入公海",
-        "zhangsan_wx",
-        "",
-    ]
-    return _build([column.header for column in IMPORT_COLUMNS], [example], kind)
+    example = {
+        "name": "张三",
+        "phone": "13800138000",
+        "wechatId": "zhangsan_wx",
+        "leadSource": first(settings.lead_sources),
+        "serviceCategory": first(settings.service_categories),
+        "contractStatus": first(settings.contract_statuses, DEFAULT_CONTRACT_STATUS),
+        "leadLevel": first(settings.lead_levels, "A类"),
+        "address": "杭州市西湖区文三路 100 号",
+        "area": "西湖区",
+        "salaryBudget": "8000",
+        "expectedStartDate": "2026-12-01",
+        "homeArea": "120",
+        "familySize": "4",
+        "restSchedule": REST_SCHEDULES[0],
+        "serviceDays": "26",
+        "ageRequirement": "45岁以下",
+        "genderRequirement": "女",
+        "originRequirement": "不限",
+        "educationRequirement": "初中",
+        "remarks": "手机号、微信号至少填一项；负责人（顾问用户名）留空则进入公海",
+    }
+    row = [example.get(column.key, "") for column in IMPORT_COLUMNS]
+    return _build([column.header for column in IMPORT_COLUMNS], [row], kind)
 
 
 def _build(headers: Sequence[str], rows: Sequence[Sequence[Any]], kind: FileFormat) -> bytes:
@@ -775,6 +882,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, datetime):
         # Text in the company's local time: spreadsheets have no time zones.
         return value.astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # an amount of 16800.0 yuan reads 16800
     text = str(value)
     # A leading quote keeps a spreadsheet from running the cell as a formula.
     return f"'{text}" if text.startswith(_FORMULA_STARTS) else text

@@ -1,0 +1,31 @@
+"""Mainland mobile numbers: what customers and staff are found by, in one normal form."""
+
+from __future__ import annotations
+
+import re
+
+MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+# Separators people type inside a number; anything else makes it not a phone number at all.
+_SEPARATORS = re.compile(r"[\s\-()（）]")
+
+
+def normalize_phone(raw: str) -> str | None:
+    """The 11-digit mainland mobile number in `raw`, or None when it is not one.
+
+    Spaces, dashes and brackets are dropped, and a +86 / 86 country prefix.
+    """
+    digits = _SEPARATORS.sub("", raw)
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return digits if MAINLAND_MOBILE.fullmatch(digits) else None
+
+
+def mask_phone(phone: str | None) -> str:
+    """138****5678: what staff who do not own a customer see of its number."""
+    if not phone:
+        return ""
+    if len(phone) in (10, 11):
+        return f"{phone[:3]}****{phone[-4:]}"
+    return phone
