@@ -19,6 +19,8 @@ import httpx
 from wxcrm.demo import (
     ACTION_TEMPLATE,
     ADMIN_PASSWORD,
+    ADMIN_PHONE,
+    ADVISOR_DEPARTMENT,
     ADVISOR_PASSWORD,
     ADVISORS,
     ASSIGNED_TEMPLATE,
@@ -37,8 +39,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_demo(workdir: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
-    """Start `wxcrm demo` in `workdir`; stop it with SIGTERM and check it stopped cleanly."""
+def running_demo(workdir: Path) -> Iterator[tuple[str, str, Path]]:
+    """Start `wxcrm demo` in `workdir`; stop it with SIGTERM and check it stopped cleanly.
+    Yields the API's and the simulator's URLs, and the file its output goes to."""
     port, sim_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
     log_path = workdir / f"demo-{port}.log"
@@ -72,7 +75,7 @@ def running_demo(workdir: Path) -> Iterator[tuple[str, str, subprocess.Popen[str
                 pass
             assert time.monotonic() < deadline, "the demo did not answer within 30 s"
             time.sleep(0.1)
-        yield api, sim, process
+        yield api, sim, log_path
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -100,6 +103,16 @@ def customers_total(api: str, token: str, **params: str) -> int:
     )
     assert response.status_code == 200, response.text
     return int(response.json()["data"]["total"])
+
+
+def staff_mini_program_login(sim: str, api: str, openid: str, phone: str) -> dict[str, Any]:
+    """The staff mini program's login: a wx.login code and the staff member's phone."""
+    code = httpx.post(f"{sim}/sim/login-codes", json={"openid": openid}).json()["code"]
+    response = httpx.post(f"{api}/api/auth/miniprogram-login", json={"code": code, "phone": phone})
+    assert response.status_code == 200, response.text
+    assert response.json()["message"] == "小程序登录成功"
+    data: dict[str, Any] = response.json()["data"]
+    return data
 
 
 def customer_views_resume(api: str, sim: str, advisor_id: str, openid: str, phone: str) -> None:
@@ -137,13 +150,20 @@ def wait_for_message(sim: str, touser: str, phone: str) -> dict[str, Any]:
 
 def test_demo_seeds_once_and_notifies_through_the_simulator(tmp_path: Path) -> None:
     advisor = ADVISORS[0]
-    with running_demo(tmp_path) as (api, sim, _):
+    with running_demo(tmp_path) as (api, sim, output):
         admin = login(api, "admin", ADMIN_PASSWORD)
-        assert admin["user"]["role"] == "admin"
+        assert admin["user"]["role"] == "admin" and admin["user"]["phone"] == ADMIN_PHONE
         advisors = [login(api, demo.username, ADVISOR_PASSWORD)["user"] for demo in ADVISORS]
-        assert [user["role"] for user in advisors] == ["advisor"] * 3
+        assert [user["role"] for user in advisors] == ["employee"] * 3
         assert [user["name"] for user in advisors] == [demo.name for demo in ADVISORS]
+        assert [user["phone"] for user in advisors] == [demo.phone for demo in ADVISORS]
         assert all(user["openidBound"] for user in advisors)
+        # An advisor logs in from the staff mini program with the phone the banner shows.
+        staff = staff_mini_program_login(sim, api, advisor.openid, f"+86 {advisor.phone}")
+        assert staff["openid"] == advisor.openid
+        assert staff["user"]["id"] == advisors[0]["_id"]
+        assert (staff["user"]["role"], staff["user"]["roleLabel"]) == ("employee", "员工")
+        assert staff["user"]["department"] == ADVISOR_DEPARTMENT
         token = admin["token"]
         assert customers_total(api, token) == CUSTOMERS
         in_pool = customers_total(api, token, inPublicPool="true")
@@ -159,6 +179,13 @@ def test_demo_seeds_once_and_notifies_through_the_simulator(tmp_path: Path) -> N
         message = wait_for_message(sim, advisor.openid, "13912340001")
         assert message["template_id"] == ACTION_TEMPLATE
         assert message["data"]["thing1"]["value"] == "新客户查看了您的简历"
+
+    # The banner (read once the demo stopped: its stdout is a buffered file) lists each
+    # login with its phone.
+    banner = output.read_text()
+    assert f"admin     {ADMIN_PASSWORD:<14} {ADMIN_PHONE}" in banner
+    for demo in ADVISORS:
+        assert f"{demo.username:<9} {ADVISOR_PASSWORD:<14} {demo.phone} {demo.name}" in banner
 
     # Started again in the same directory: nothing seeded twice, the fresh simulator knows
     # the credits that are left, and messages still go through (no stale access token).

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.db import Database
-from wxcrm.core.errors import Conflict, NotFound
+from wxcrm.core.errors import AppError
 from wxcrm.core.logging import configure_logging
 from wxcrm.core.migrations import migrate as run_migrations
 from wxcrm.core.settings import get_settings
 from wxcrm.jobs import scheduled_jobs
 from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.users import service as users_service
-from wxcrm.users.models import Role
+from wxcrm.users.models import Role, User
 from wxcrm.wechat.client import WeChatClient
 from wxcrm.wechat.sim import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 from wxcrm.wechat.transport import wechat_http_client
+
+T = TypeVar("T")
 
 app = typer.Typer(help="wxcrm: CRM back end for a WeChat mini program.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
@@ -120,58 +124,98 @@ def migrate() -> None:
     typer.echo("database is at the newest schema")
 
 
+def _users_command(change: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `change` in one committed transaction; a refusal (unknown user, bad or taken
+    phone ...) is one line on stderr and exit code 1, never a traceback."""
+    _setup_logging()
+
+    async def run() -> T:
+        database = Database.from_settings(get_settings())
+        try:
+            await run_migrations(database.engine)
+            async with database.writer() as session:
+                outcome = await change(session)
+                await session.commit()
+                return outcome
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+
 @users_app.command("create")
 def create_user(
     username: Annotated[str, typer.Option(help="Login name.")],
     password: Annotated[str, typer.Option(help="Password (at least 8 characters).")],
     role: Annotated[Role, typer.Option(help="admin, manager or advisor.")],
     name: Annotated[str | None, typer.Option(help="Display name (default: the username).")] = None,
+    phone: Annotated[
+        str | None,
+        typer.Option(help="Mainland mobile (+86, spaces, dashes allowed): the mini-program login."),
+    ] = None,
+    department: Annotated[str | None, typer.Option(help="Department (部门).")] = None,
 ) -> None:
     """Create a staff account (use it for the first admin)."""
-    _setup_logging()
     if len(password) < 8:
         typer.echo("error: the password must have at least 8 characters", err=True)
         raise typer.Exit(2)
 
-    async def run() -> str:
-        database = Database.from_settings(get_settings())
-        try:
-            await run_migrations(database.engine)
-            async with database.writer() as session:
-                user = await users_service.create_user(
-                    session, username=username, password=password, role=role, name=name
-                )
-                await session.commit()
-                return user.id
-        finally:
-            await database.dispose()
+    async def create(session: AsyncSession) -> User:
+        return await users_service.create_user(
+            session,
+            username=username,
+            password=password,
+            role=role,
+            name=name,
+            phone=phone,
+            department=department,
+        )
 
-    try:
-        user_id = asyncio.run(run())
-    except Conflict as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo(f"created {role.value} {username} ({user_id})")
+    user = _users_command(create)
+    typer.echo(f"created {role.value} {user.username} ({user.id}){_described(user)}")
+
+
+@users_app.command("update")
+def update_user(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    phone: Annotated[
+        str | None, typer.Option(help="Mainland mobile; an empty string removes it.")
+    ] = None,
+    department: Annotated[
+        str | None, typer.Option(help="Department; an empty string removes it.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    role: Annotated[Role | None, typer.Option(help="admin, manager or advisor.")] = None,
+) -> None:
+    """Change a staff account's phone, department, name or role."""
+    if phone is None and department is None and name is None and role is None:
+        typer.echo(
+            "error: nothing to change: give --phone, --department, --name or --role", err=True
+        )
+        raise typer.Exit(2)
+
+    async def update(session: AsyncSession) -> User:
+        return await users_service.update_user(
+            session, username, phone=phone, department=department, name=name, role=role
+        )
+
+    user = _users_command(update)
+    typer.echo(f"updated {user.role} {user.username}: name {user.name}{_described(user)}")
+
+
+def _described(user: User) -> str:
+    return f", phone {user.phone or '-'}, department {user.department or '-'}"
 
 
 def _set_active(username: str, *, active: bool) -> None:
-    _setup_logging()
+    async def change(session: AsyncSession) -> User:
+        return await users_service.set_active(session, username, active=active)
 
-    async def run() -> None:
-        database = Database.from_settings(get_settings())
-        try:
-            await run_migrations(database.engine)
-            async with database.writer() as session:
-                await users_service.set_active(session, username, active=active)
-                await session.commit()
-        finally:
-            await database.dispose()
-
-    try:
-        asyncio.run(run())
-    except NotFound as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    _users_command(change)
     typer.echo(f"{'enabled' if active else 'disabled'} {username}")
 
 

@@ -30,8 +30,9 @@ from wxcrm.core.ids import new_id
 from wxcrm.core.logging import configure_logging
 from wxcrm.core.migrations import migrate
 from wxcrm.core.models import utcnow
+from wxcrm.core.phones import normalize_phone
 from wxcrm.core.settings import Settings
-from wxcrm.customers.leads import DEFAULT_CONTRACT_STATUS, new_customer_number, normalize_phone
+from wxcrm.customers.leads import DEFAULT_CONTRACT_STATUS, new_customer_number
 from wxcrm.customers.models import AssignmentHistory, Customer, FollowUp
 from wxcrm.notifications.models import AdvisorSubscription
 from wxcrm.notifications.subscriptions import grant_credits
@@ -46,6 +47,9 @@ log = structlog.get_logger(__name__)
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin123456"
 ADMIN_NAME = "管理员"
+ADMIN_PHONE = "13857100000"
+ADMIN_DEPARTMENT = "总经办"
+ADVISOR_DEPARTMENT = "销售部"
 ADVISOR_PASSWORD = "advisor123456"
 ACTION_TEMPLATE = "demo-tmpl-customer-action"
 ASSIGNED_TEMPLATE = "demo-tmpl-customer-assigned"
@@ -241,7 +245,13 @@ async def seed_once(session: AsyncSession, settings: Settings) -> bool:
         return False
     now = utcnow()
     admin = await users_service.create_user(
-        session, username=ADMIN_USERNAME, password=ADMIN_PASSWORD, role=Role.admin, name=ADMIN_NAME
+        session,
+        username=ADMIN_USERNAME,
+        password=ADMIN_PASSWORD,
+        role=Role.admin,
+        name=ADMIN_NAME,
+        phone=ADMIN_PHONE,
+        department=ADMIN_DEPARTMENT,
     )
     advisors = []
     for demo in ADVISORS:
@@ -252,6 +262,7 @@ async def seed_once(session: AsyncSession, settings: Settings) -> bool:
             role=Role.advisor,
             name=demo.name,
             phone=demo.phone,
+            department=ADVISOR_DEPARTMENT,
         )
         # As if the advisor had logged in from the mini program once.
         await users_service.bind_openid(session, advisor, demo.openid)
@@ -285,6 +296,7 @@ class DemoState:
     seeded_now: bool
     customers: int
     in_pool: int
+    admin: User | None
     advisors: list[User]
 
 
@@ -307,6 +319,7 @@ async def prepare(settings: Settings, sim_url: str) -> DemoState:
             in_pool = await session.scalar(
                 select(func.count()).select_from(Customer).where(Customer.owner_id.is_(None))
             )
+            admin = await UserRepository(session).by_username(ADMIN_USERNAME)
             advisors = list(
                 await session.scalars(
                     select(User)
@@ -328,7 +341,7 @@ async def prepare(settings: Settings, sim_url: str) -> DemoState:
                 await control.grant(str(openid), template_id, count)
     finally:
         await database.dispose()
-    return DemoState(seeded_now, customers or 0, in_pool or 0, advisors)
+    return DemoState(seeded_now, customers or 0, in_pool or 0, admin, advisors)
 
 
 def banner(settings: Settings, api_url: str, sim_url: str, state: DemoState) -> str:
@@ -359,13 +372,18 @@ def banner(settings: Settings, api_url: str, sim_url: str, state: DemoState) -> 
         f"  cloud functions   {sim_url}/sim/invocations  ({channel_note})",
         f"  database          {database}  ({data})",
         "",
-        "Logins (POST /api/auth/login):",
-        f"  {ADMIN_USERNAME:<9} {ADMIN_PASSWORD:<14} {ADMIN_NAME}",
+        "Logins (POST /api/auth/login; the staff mini program: /api/auth/miniprogram-login):",
+        f"  {'username':<9} {'password':<14} {'phone':<11} name",
     ]
+    if state.admin is not None:
+        lines.append(
+            f"  {ADMIN_USERNAME:<9} {ADMIN_PASSWORD:<14} {state.admin.phone or '-':<11}"
+            f" {state.admin.name}"
+        )
     for advisor in state.advisors:
         lines.append(
-            f"  {advisor.username:<9} {ADVISOR_PASSWORD:<14} {advisor.name}"
-            f"  _id {advisor.id}  openid {advisor.openid or '-'}"
+            f"  {advisor.username:<9} {ADVISOR_PASSWORD:<14} {advisor.phone or '-':<11}"
+            f" {advisor.name}  _id {advisor.id}  openid {advisor.openid or '-'}"
         )
     if state.advisors:
         first = state.advisors[0]

@@ -36,6 +36,7 @@ async def test_login_returns_a_token_that_me_accepts(
     assert body["success"] is True and body["message"] == "登录成功"
     assert body["data"]["user"]["_id"] == user.id
     assert body["data"]["user"]["role"] == "manager"
+    assert body["data"]["access_token"] == body["data"]["token"]  # the original's name
     assert "password" not in response.text and "hash" not in response.text
 
     me = await client.get(

@@ -19,6 +19,11 @@ class UserRepository:
         result = await self.session.execute(select(User).where(User.username == username))
         return result.scalar_one_or_none()
 
+    async def by_phone(self, phone: str) -> User | None:
+        """The account with this normalised mobile number."""
+        result = await self.session.execute(select(User).where(User.phone == phone))
+        return result.scalar_one_or_none()
+
     async def by_openid(self, openid: str) -> User | None:
         result = await self.session.execute(select(User).where(User.openid == openid))
         return result.scalar_one_or_none()

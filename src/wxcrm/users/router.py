@@ -7,11 +7,18 @@ from fastapi import APIRouter, Request
 from wxcrm.core.db import SessionDep, ShortReadsDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import Envelope
-from wxcrm.core.errors import BadRequest
+from wxcrm.core.errors import BadRequest, Unauthorized
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.users import service
 from wxcrm.users.deps import CurrentUser
-from wxcrm.users.schemas import LoginOut, LoginRequest, UserOut
+from wxcrm.users.schemas import (
+    LoginOut,
+    LoginRequest,
+    MiniprogramLoginOut,
+    MiniprogramLoginRequest,
+    StaffUserOut,
+    UserOut,
+)
 from wxcrm.wechat.deps import WeChatDep, exchange_login_code
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -45,8 +52,34 @@ async def login(
         await service.bind_openid(session, user, login_session.openid)
     await service.upgrade_password_hash(session, user, body.password)
     token, expires_in = service.issue_staff_token(settings, user)
-    data = LoginOut(token=token, expires_in=expires_in, user=UserOut.of(user))
+    data = LoginOut(token=token, access_token=token, expires_in=expires_in, user=UserOut.of(user))
     return Envelope[LoginOut](data=data, message="登录成功")
+
+
+@router.post("/miniprogram-login")
+async def miniprogram_login(
+    body: MiniprogramLoginRequest,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    wechat: WeChatDep,
+    limiter: RateLimiterDep,
+) -> Envelope[MiniprogramLoginOut]:
+    """Staff mini program: log in with a wx.login `code` and the staff member's phone."""
+    rules, ip = limiter.rules, limiter.client_ip(request)
+    await limiter.hit(rules.login_per_ip, ip)
+    # An unregistered phone counts as a wrong password does: otherwise staff phones could
+    # be tried one after another. A locked-out address is refused before WeChat is asked.
+    async with limiter.failures_counted((rules.login_failures_per_ip, ip), failure=Unauthorized):
+        async with limiter.failures_counted((rules.code_failures_per_ip, ip), failure=BadRequest):
+            # Before the session's first query: no transaction is open while WeChat answers.
+            login_session = await exchange_login_code(wechat, body.code)
+        user = await service.miniprogram_login(session, body.phone, login_session.openid)
+    token, _ = service.issue_staff_token(settings, user)
+    data = MiniprogramLoginOut(
+        access_token=token, user=StaffUserOut.of(user), openid=login_session.openid
+    )
+    return Envelope[MiniprogramLoginOut](data=data, message="小程序登录成功")
 
 
 @router.get("/me")

@@ -1,12 +1,16 @@
-"""The rules of staff accounts: creating them, logging in, issuing tokens."""
+"""The rules of staff accounts: creating and changing them, logging in, issuing tokens."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
+import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.core.errors import Conflict, NotFound, Unauthorized
+from wxcrm.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from wxcrm.core.phones import normalize_phone
 from wxcrm.core.security import (
     DUMMY_PASSWORD_HASH,
     create_token,
@@ -17,8 +21,17 @@ from wxcrm.core.security import (
 from wxcrm.core.settings import Settings
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
+from wxcrm.users.schemas import PHONE_FORMAT
+
+log = structlog.get_logger(__name__)
 
 WRONG_CREDENTIALS = "用户名或密码错误"
+UNKNOWN_PHONE = "手机号未注册，请联系管理员"
+DISABLED = "账号已被禁用"
+OPENID_RACE = "该微信正在登录另一个账号，请稍后重试"
+# The width of the username, name and department columns: a longer value is a clear error
+# here rather than one database truncating it and another refusing it.
+TEXT_MAX = 64
 
 
 async def create_user(
@@ -29,8 +42,11 @@ async def create_user(
     role: Role,
     name: str | None = None,
     phone: str | None = None,
+    department: str | None = None,
 ) -> User:
+    """A new staff account; its phone (normalised) must be no other account's."""
     users = UserRepository(session)
+    username = _text("username", "用户名", username)
     if await users.by_username(username) is not None:
         raise Conflict(f"用户名 {username} 已存在")
     return await users.add(
@@ -38,10 +54,61 @@ async def create_user(
             username=username,
             password_hash=await hash_password_off_loop(password),
             role=role.value,
-            name=name or username,
-            phone=phone,
+            name=_text("name", "姓名", name) if name is not None else username,
+            phone=await _free_phone(users, phone) if phone else None,
+            department=_optional_text("department", "部门", department),
         )
     )
+
+
+async def update_user(
+    session: AsyncSession,
+    username: str,
+    *,
+    phone: str | None = None,
+    department: str | None = None,
+    name: str | None = None,
+    role: Role | None = None,
+) -> User:
+    """Change what is given of an account; an empty phone or department clears it."""
+    users = UserRepository(session)
+    user = await users.by_username(username)
+    if user is None:
+        raise NotFound(f"用户 {username} 不存在")
+    if phone is not None:
+        user.phone = await _free_phone(users, phone, owner=user) if phone.strip() else None
+    if department is not None:
+        user.department = _optional_text("department", "部门", department)
+    if name is not None:
+        user.name = _text("name", "姓名", name)
+    if role is not None:
+        user.role = role.value
+    await session.flush()
+    return user
+
+
+async def _free_phone(users: UserRepository, raw: str, *, owner: User | None = None) -> str:
+    """`raw` normalised, when it is a mobile number no account but `owner` has."""
+    phone = normalize_phone(raw)
+    if phone is None:
+        raise ValidationFailed.on_field("phone", PHONE_FORMAT)
+    holder = await users.by_phone(phone)
+    if holder is not None and (owner is None or holder.id != owner.id):
+        raise Conflict(f"手机号 {phone} 已被用户 {holder.username} 使用")
+    return phone
+
+
+def _text(field: str, label: str, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValidationFailed.on_field(field, f"{label}不能为空")
+    if len(value) > TEXT_MAX:
+        raise ValidationFailed.on_field(field, f"{label}不能超过{TEXT_MAX}个字符")
+    return value
+
+
+def _optional_text(field: str, label: str, value: str | None) -> str | None:
+    return _text(field, label, value) if value and value.strip() else None
 
 
 class WrongCredentials(Unauthorized):
@@ -92,11 +159,44 @@ def issue_staff_token(settings: Settings, user: User) -> tuple[str, int]:
     return token, int(lifetime.total_seconds())
 
 
+async def miniprogram_login(session: AsyncSession, phone: str, openid: str) -> User:
+    """The active staff member with this (normalised) phone, now bound to `openid`."""
+    user = await UserRepository(session).by_phone(phone)
+    if user is None:
+        raise Unauthorized(UNKNOWN_PHONE)
+    if not user.is_active:
+        raise Unauthorized(DISABLED)
+    await bind_openid(session, user, openid)
+    return user
+
+
 async def bind_openid(session: AsyncSession, user: User, openid: str) -> None:
-    """Bind the mini-program openid an advisor logged in with to its account."""
-    session.add(user)  # read in a short session of its own
+    """Bind the mini-program openid a staff member logged in with to its account.
+
+    One openid belongs to one account, and the latest login says whose it is: a WeChat
+    account that moved to another member of staff (a handed-over work phone) moves with
+    them, where refusing would lock the new holder out until someone unbinds it by hand.
+    """
+    session.add(user)  # maybe read in a short session of its own
     holder = await UserRepository(session).by_openid(openid)
-    if holder is not None and holder.id != user.id:
-        raise Conflict("该微信已绑定其他账号")
-    user.openid = openid
-    await session.flush()
+    moved_from = holder.id if holder is not None and holder.id != user.id else None
+    try:
+        async with session.begin_nested():
+            if holder is not None and moved_from is not None:
+                holder.openid = None
+                await session.flush()  # freed before it is taken again: the column is unique
+            user.openid = openid
+    except IntegrityError as error:  # a login at the same moment bound it to another account
+        raise Conflict(OPENID_RACE) from error
+    if moved_from is not None:
+        log.warning(
+            "staff openid moved to another account",
+            from_user_id=moved_from,
+            to_user_id=user.id,
+            openid_sha256=openid_fingerprint(openid),
+        )
+
+
+def openid_fingerprint(openid: str) -> str:
+    """What logs say of an openid: enough to match two lines, not the openid itself."""
+    return hashlib.sha256(openid.encode()).hexdigest()[:16]
