@@ -25,6 +25,7 @@ from wxcrm.core.settings import Settings, get_settings
 from wxcrm.customers.assignment.router import router as assignment_router
 from wxcrm.customers.pool.router import router as pool_router
 from wxcrm.customers.records.router import router as records_router
+from wxcrm.customers.staffapp.router import router as staffapp_router
 from wxcrm.customers.transfer.router import router as transfer_router
 from wxcrm.jobs import scheduled_jobs
 from wxcrm.miniprogram.push import router as push_router
@@ -127,6 +128,8 @@ def create_app(
     app.include_router(notifications_router)
     app.include_router(miniprogram_router)
     app.include_router(push_router)
+    # Before the console's customer routers: `/api/customers/{id}` is no mini-program path.
+    app.include_router(staffapp_router)
     app.include_router(transfer_router)
     app.include_router(pool_router)  # before records: `public-pool` is no customer id
     app.include_router(assignment_router)

@@ -133,8 +133,8 @@ async def test_an_advisor_claims_customers_with_a_history_row_each(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     advisor = await add_user(session, Role.advisor)
-    first = await add_customer(session)
-    second = await add_customer(session)
+    first = await add_customer(session, pool_entry_reason="客户不需要了")
+    second = await add_customer(session, claim_count=2)
     response = await client.post(
         "/api/customers/public-pool/claim",
         json={"customerIds": [first.id, second.id, first.id]},
@@ -148,9 +148,11 @@ async def test_an_advisor_claims_customers_with_a_history_row_each(
         assert claimed.owner_id == advisor.id
         assert claimed.assigned_by_id == advisor.id
         assert claimed.pool_entered_at is None and claimed.assigned_at is not None
+        assert claimed.pool_entry_reason is None  # it is in the pool no longer
         [row] = await history(session, customer.id)
         assert (row.from_user_id, row.to_user_id, row.by_user_id) == (None, advisor.id, advisor.id)
         assert row.channel == "claim"
+    assert [(await owner_of(session, c.id)).claim_count for c in (first, second)] == [1, 3]
 
     listed = _ok(
         await client.get("/api/customers", headers=staff_headers(advisor))
@@ -312,9 +314,13 @@ async def test_an_advisor_releases_its_customer_with_a_reason(
     assert body["message"] == "释放成功"
     assert body["data"]["_id"] == customer.id
     assert body["data"]["inPublicPool"] is True and body["data"]["assignedTo"] is None
+    assert body["data"]["publicPoolEntryReason"] == "客户暂无需求"
     released = await owner_of(session, customer.id)
     assert released.owner_id is None and released.previous_owner_id == advisor.id
     assert released.pool_entered_at is not None and released.pool_entered_at >= before
+    assert released.pool_entry_reason == "客户暂无需求"
+    # A release is no transfer (流转): only the system taking a customer back is one.
+    assert (released.transfer_count, released.last_transferred_at) == (0, None)
     [row] = await history(session, customer.id)
     assert (row.from_user_id, row.to_user_id, row.by_user_id) == (advisor.id, None, advisor.id)
     assert (row.channel, row.reason) == ("release", "客户暂无需求")
@@ -582,8 +588,8 @@ async def test_concurrent_claims_of_one_customer_have_one_winner(
 
 
 def test_workers_run_the_recycle_job() -> None:
-    [job] = scheduled_jobs()
-    assert job.name == "recycle_to_pool" and job.run is recycle_to_pool
+    [job] = [job for job in scheduled_jobs() if job.name == "recycle_to_pool"]
+    assert job.run is recycle_to_pool
     assert job.every_seconds > 0
 
 
@@ -622,8 +628,11 @@ async def test_the_recycle_job_recycles_the_stale_and_warns_once_a_day(
         recycled = await pool_rows.get(customer.id)
         assert recycled.owner_id is None and recycled.previous_owner_id == advisor.id
         assert recycled.pool_entered_at == now
+        assert recycled.pool_entry_reason == "超过15天未跟进，自动回收"
+        assert (recycled.transfer_count, recycled.last_transferred_at) == (1, now)
     for customer in [*spared, due_soon]:
-        assert (await pool_rows.get(customer.id)).owner_id == advisor.id
+        kept = await pool_rows.get(customer.id)
+        assert kept.owner_id == advisor.id and kept.transfer_count == 0
     assert (await pool_rows.get(in_pool.id)).pool_entered_at == ago(60)
     rows = await pool_rows.history()
     assert {row.customer_id for row in rows} == {never_followed.id, followed_long_ago.id}

@@ -1,5 +1,5 @@
-"""The four assignment endpoints: one customer (console, mini program), a batch, and from
-the public pool. Managers only."""
+"""The console's assignment endpoints: one customer, a batch, and from the public pool.
+Managers only. (The staff mini program's own is in customers/staffapp.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from wxcrm.customers.assignment.schemas import (
     AssignIn,
     BatchAssignIn,
     BatchAssignOut,
-    MiniProgramAssignedCustomerOut,
     PoolAssignIn,
 )
 from wxcrm.customers.assignment.service import AssignChannel, Assignment
@@ -60,26 +59,6 @@ async def assign_from_pool(
     return _batch_answer("分配完成", assignment)
 
 
-@router.patch("/miniprogram/{customer_id}/assign")
-async def assign_from_miniprogram(
-    customer_id: CustomerId,
-    body: AssignIn,
-    session: SessionDep,
-    settings: SettingsDep,
-    user: CurrentManager,
-) -> Envelope[MiniProgramAssignedCustomerOut]:
-    """Assign one customer from the mini program (a manager's staff token)."""
-    assignment = await _assign_one(
-        session, settings, user, customer_id, body, AssignChannel.miniprogram
-    )
-    customer = _assigned(assignment)
-    # The mini-program form reads customerId as the record's _id, not its number.
-    data = MiniProgramAssignedCustomerOut.of(
-        customer, customerId=customer.id, notificationData=assignment.notification_data
-    )
-    return Envelope[MiniProgramAssignedCustomerOut](data=data, message="客户分配成功")
-
-
 @router.patch("/{customer_id}/assign")
 async def assign_customer(
     customer_id: CustomerId,
@@ -89,32 +68,19 @@ async def assign_customer(
     user: CurrentManager,
 ) -> Envelope[AssignedCustomerOut]:
     """Assign one customer to an advisor (console)."""
-    assignment = await _assign_one(
-        session, settings, user, customer_id, body, AssignChannel.console
-    )
-    data = AssignedCustomerOut.of(
-        _assigned(assignment), notificationData=assignment.notification_data
-    )
-    return Envelope[AssignedCustomerOut](data=data, message="客户分配成功")
-
-
-async def _assign_one(
-    session: SessionDep,
-    settings: SettingsDep,
-    user: CurrentManager,
-    customer_id: str,
-    body: AssignIn,
-    channel: AssignChannel,
-) -> Assignment:
-    return await service.assign_one(
+    assignment = await service.assign_one(
         session,
         settings,
         customer_id=customer_id,
         assigned_to=body.assigned_to,
         by=user,
         reason=body.assignment_reason,
-        channel=channel,
+        channel=AssignChannel.console,
     )
+    data = AssignedCustomerOut.of(
+        _assigned(assignment), notificationData=assignment.notification_data
+    )
+    return Envelope[AssignedCustomerOut](data=data, message="客户分配成功")
 
 
 def _assigned(assignment: Assignment) -> Customer:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from typing import Annotated
 
+from pydantic import BeforeValidator, ConfigDict, Field
+
+from wxcrm.core.ids import OBJECT_ID_PATTERN, is_object_id
 from wxcrm.customers.schemas import (
     MAX_BATCH,
     BatchResultOut,
@@ -13,10 +16,37 @@ from wxcrm.customers.schemas import (
     OutModel,
 )
 
+MAX_REASON = 200
+
+
+# The original's words for a bad assignee or reason (the staff mini program shows them).
+def _assignee_id(value: object) -> object:
+    if value is None or value == "":
+        raise ValueError("负责人ID不能为空")
+    if not is_object_id(value):
+        raise ValueError("负责人ID格式不正确")
+    return value
+
+
+def _reason(value: object) -> object:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("分配原因必须是文本")
+    if isinstance(value, str) and len(value.strip()) > MAX_REASON:
+        raise ValueError(f"分配原因不能超过{MAX_REASON}字")
+    return value
+
+
+AssigneeId = Annotated[str, BeforeValidator(_assignee_id)]
+AssignmentReason = Annotated[str | None, BeforeValidator(_reason)]
+
 
 class AssignIn(InModel):
-    assigned_to: ObjectId = Field(alias="assignedTo")
-    assignment_reason: str | None = Field(None, alias="assignmentReason", max_length=200)
+    assigned_to: AssigneeId = Field(
+        alias="assignedTo", pattern=OBJECT_ID_PATTERN.pattern, description="负责顾问的 _id"
+    )
+    assignment_reason: AssignmentReason = Field(
+        None, alias="assignmentReason", max_length=MAX_REASON
+    )
 
 
 class BatchAssignIn(AssignIn):
@@ -56,12 +86,6 @@ class AssignedCustomerOut(CustomerOut):
     """A customer just assigned, with the notification's data."""
 
     notification_data: AssignNotificationData | None
-
-
-class MiniProgramAssignedCustomerOut(AssignedCustomerOut):
-    """As the mini program's form reads it: `customerId` is the record's _id."""
-
-    customer_id: str = Field(description="客户记录 _id（此接口中不是客户编号）")
 
 
 class BatchAssignOut(BatchResultOut):

@@ -60,11 +60,32 @@ class Assignment:
     notification_data: dict[str, Any] | None = None
 
 
-async def assignee(session: AsyncSession, user_id: str) -> User:
+class AssigneeProblem(StrEnum):
+    """Why a staff member cannot be given customers (the staff mini program's words)."""
+
+    missing = "指定的负责人不存在"
+    inactive = "指定的负责人未激活"
+    not_advisor = "指定的负责人角色不允许被分配"
+
+
+async def find_assignee(session: AsyncSession, user_id: str) -> User | AssigneeProblem:
+    """The active advisor whose id is `user_id`, or why there is none: customers belong to
+    advisors (managers see every customer anyway)."""
     user = await UserRepository(session).get(user_id)
-    if user is None or not user.is_active or user.role != Role.advisor.value:
-        raise ValidationFailed.on_field("assignedTo", "被分配的顾问不存在或已停用")
+    if user is None:
+        return AssigneeProblem.missing
+    if not user.is_active:
+        return AssigneeProblem.inactive
+    if user.role != Role.advisor.value:
+        return AssigneeProblem.not_advisor
     return user
+
+
+async def assignee(session: AsyncSession, user_id: str) -> User:
+    found = await find_assignee(session, user_id)
+    if isinstance(found, AssigneeProblem):
+        raise ValidationFailed.on_field("assignedTo", "被分配的顾问不存在或已停用")
+    return found
 
 
 async def assign_to(
@@ -181,7 +202,9 @@ async def assign(
                 owner_id=to.id,
                 assigned_at=now,
                 assigned_by_id=by.id,
+                assignment_reason=reason,
                 pool_entered_at=None,
+                pool_entry_reason=None,
                 updated_at=now,
             )
             .execution_options(synchronize_session=False)

@@ -27,7 +27,7 @@ from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.customers.batch import BatchResult, Refusal
 from wxcrm.customers.models import AssignmentHistory, Customer
-from wxcrm.customers.records.service import search_clause
+from wxcrm.customers.records.filters import search_clause
 from wxcrm.notifications.notify import Recipient, tell_advisor
 from wxcrm.notifications.repository import NotificationRepository
 from wxcrm.notifications.templates import TemplateName
@@ -228,6 +228,8 @@ async def claim(
                 assigned_at=now,
                 assigned_by_id=user.id,
                 pool_entered_at=None,
+                pool_entry_reason=None,
+                claim_count=Customer.claim_count + 1,
                 updated_at=now,
             )
             .returning(Customer.id)
@@ -295,7 +297,8 @@ async def release(
         ]
     released: dict[str, str] = {}
     for start in range(0, len(candidates), _CHUNK):
-        released.update(await _to_pool(session, candidates[start : start + _CHUNK], guard, now))
+        chunk = candidates[start : start + _CHUNK]
+        released.update(await _to_pool(session, chunk, guard, now, reason=reason))
     for customer_id in candidates:
         if customer_id in released:
             result.done.append(customer_id)
@@ -330,8 +333,17 @@ async def _to_pool(
     ids: Sequence[str],
     guard: Sequence[ColumnElement[bool]],
     now: datetime,
+    *,
+    reason: str,
+    recycled: bool = False,
 ) -> dict[str, str]:
-    """Move the customers that still pass `guard` to the pool; {customer id: old owner}."""
+    """Move the customers that still pass `guard` to the pool, saying why; {customer id: old
+    owner}. A customer the system takes back (`recycled`) counts one more transfer (流转)."""
+    transfer: dict[str, Any] = (
+        {"transfer_count": Customer.transfer_count + 1, "last_transferred_at": now}
+        if recycled
+        else {}
+    )
     rows = await session.execute(
         update(Customer)
         .where(Customer.id.in_(ids), *guard)
@@ -340,7 +352,9 @@ async def _to_pool(
             previous_owner_id=Customer.owner_id,
             owner_id=None,
             pool_entered_at=now,
+            pool_entry_reason=reason,
             updated_at=now,
+            **transfer,
         )
         .returning(Customer.id, Customer.previous_owner_id)
         .execution_options(synchronize_session=False)
@@ -454,7 +468,9 @@ async def _recycle(database: Database, settings: Settings, now: datetime) -> int
             if not ids:
                 return recycled
             # The guard is checked again on the row as it is when the UPDATE reaches it.
-            moved = await _to_pool(session, ids, [_stale(settings, cutoff)], now)
+            moved = await _to_pool(
+                session, ids, [_stale(settings, cutoff)], now, reason=reason, recycled=True
+            )
             await _history(
                 session,
                 list(moved.items()),

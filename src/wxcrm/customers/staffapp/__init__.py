@@ -1,0 +1,1 @@
+"""The staff mini program's customer endpoints (the original's `/api/customers/miniprogram/*`)."""
