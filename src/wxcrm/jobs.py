@@ -5,14 +5,31 @@ Wiring only: each domain owns its job's logic; this list is what the worker is g
 
 from __future__ import annotations
 
+from wxcrm.core.idempotency import forget_expired
 from wxcrm.customers.pool.service import recycle_to_pool
+from wxcrm.customers.reminders import send_follow_up_reminders
 from wxcrm.notifications.worker import ScheduledJob
 
 # Recycling counts in days; a few minutes late is nothing, and every worker runs it.
 RECYCLE_EVERY_SECONDS = 600.0
+# The reminders go out within this long of their configured time; once they have gone, a
+# run is two indexed reads.
+FOLLOW_UP_REMINDER_EVERY_SECONDS = 180.0
+# Idempotency keys live a day; an hour more or less is nothing.
+FORGET_IDEMPOTENCY_KEYS_EVERY_SECONDS = 3600.0
 
 
 def scheduled_jobs() -> list[ScheduledJob]:
     return [
-        ScheduledJob("recycle_to_pool", every_seconds=RECYCLE_EVERY_SECONDS, run=recycle_to_pool)
+        ScheduledJob("recycle_to_pool", every_seconds=RECYCLE_EVERY_SECONDS, run=recycle_to_pool),
+        ScheduledJob(
+            "follow_up_reminders",
+            every_seconds=FOLLOW_UP_REMINDER_EVERY_SECONDS,
+            run=send_follow_up_reminders,
+        ),
+        ScheduledJob(
+            "forget_idempotency_keys",
+            every_seconds=FORGET_IDEMPOTENCY_KEYS_EVERY_SECONDS,
+            run=forget_expired,
+        ),
     ]

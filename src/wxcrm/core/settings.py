@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+from datetime import time
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -18,6 +27,7 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changethis", "change-me", "secret", "your_app_secret_here", "需要配置真实的secret"}
 )
+_CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
 class Environment(StrEnum):
@@ -97,6 +107,20 @@ class Settings(BaseSettings):
         },
         validation_alias="WECHAT_TEMPLATE_CUSTOMER_ASSIGNED_FIELDS",
     )
+    wechat_template_follow_up_reminder: str = Field(
+        "", validation_alias="WECHAT_TEMPLATE_FOLLOW_UP_REMINDER"
+    )
+    # `title` says how many are due ("今日有3位客户待跟进"), `count` is that number, and
+    # `date` is the day (a date keyword, or a thing).
+    wechat_template_follow_up_reminder_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "title": "thing1",
+            "customer_name": "thing2",
+            "count": "number3",
+            "date": "date4",
+        },
+        validation_alias="WECHAT_TEMPLATE_FOLLOW_UP_REMINDER_FIELDS",
+    )
     # Template ids whose subscription is long-term: sending never consumes a credit.
     wechat_long_term_templates: list[str] = Field(
         default_factory=list, validation_alias="WECHAT_LONG_TERM_TEMPLATES"
@@ -124,6 +148,9 @@ class Settings(BaseSettings):
     notify_fold_window_minutes: float = Field(
         10.0, validation_alias="NOTIFY_FOLD_WINDOW_MINUTES", ge=0
     )
+
+    # When, in Beijing time (HH:MM), advisors are told each day of the follow-ups due that day.
+    follow_up_reminder_time: time = Field(time(9, 0), validation_alias="FOLLOW_UP_REMINDER_TIME")
 
     # The CRM's lists; the defaults are the original system's.
     lead_sources: list[str] = Field(
@@ -196,6 +223,12 @@ class Settings(BaseSettings):
         "6000/minute", validation_alias="RATE_LIMIT_ACTION_PER_IP"
     )
 
+    # A migration aid: POST /api/customer/action without a session token takes the body's
+    # customerId as the (unverified) openid. Turn it off once the mini program sends tokens.
+    miniprogram_anonymous_actions: bool = Field(
+        False, validation_alias="MINIPROGRAM_ANONYMOUS_ACTIONS"
+    )
+
     # None: the OpenAPI pages (/docs, /openapi.json) are on outside production only.
     api_docs: bool | None = Field(None, validation_alias="API_DOCS")
     # Origins allowed to call the API from a browser on another origin; none by default.
@@ -206,6 +239,17 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
 
     _signing_key: str | None = PrivateAttr(None)
+
+    @field_validator("follow_up_reminder_time", mode="before")
+    @classmethod
+    def _hours_and_minutes(cls, value: object) -> object:
+        # Only HH:MM: "9", "9:00" or "09:00:30" would each be read some way nobody meant.
+        if isinstance(value, str):
+            match = _CLOCK_TIME.fullmatch(value.strip())
+            if match is None:
+                raise ValueError("must be a 24-hour time as HH:MM, e.g. 09:00")
+            return time(int(match.group(1)), int(match.group(2)))
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from wxcrm.core.deps import SettingsDep, bearer
@@ -27,3 +28,30 @@ async def get_openid(
 
 
 CurrentOpenid = Annotated[str, Depends(get_openid)]
+
+
+@dataclass(frozen=True)
+class ActionCaller:
+    """Who sends a customer action: the openid its session token proves, or None for a
+    caller without a token while MINIPROGRAM_ANONYMOUS_ACTIONS is on (it is who it says)."""
+
+    openid: str | None
+
+    @property
+    def verified(self) -> bool:
+        return self.openid is not None
+
+
+async def get_action_caller(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ActionCaller:
+    # No Authorization header at all, not merely no bearer token: a header that is there
+    # but wrong is refused as ever.
+    if settings.miniprogram_anonymous_actions and "authorization" not in request.headers:
+        return ActionCaller(openid=None)
+    return ActionCaller(openid=await get_openid(settings, credentials))
+
+
+ActionCallerDep = Annotated[ActionCaller, Depends(get_action_caller)]

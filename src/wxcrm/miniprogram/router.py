@@ -11,7 +11,7 @@ from wxcrm.core.errors import BadRequest, Forbidden
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram import service
-from wxcrm.miniprogram.deps import CurrentOpenid
+from wxcrm.miniprogram.deps import ActionCallerDep, CurrentOpenid
 from wxcrm.miniprogram.schemas import (
     ActionCustomerOut,
     ActionOut,
@@ -30,6 +30,8 @@ from wxcrm.users.deps import CurrentManager, CurrentUser
 from wxcrm.wechat.deps import WeChatDep, exchange_login_code
 
 router = APIRouter(prefix="/api", tags=["mini program"])
+
+ACTION_RECORDED = "记录客户行为成功"
 
 
 @router.post("/wechat/openid")
@@ -101,13 +103,15 @@ async def advisor_subscribe(
 async def customer_action(
     body: CustomerActionIn,
     request: Request,
-    openid: CurrentOpenid,
+    caller: ActionCallerDep,
     session: SessionDep,
     settings: SettingsDep,
     limiter: RateLimiterDep,
 ) -> Envelope[CustomerActionOut]:
     """Record what a customer did; a valid new phone number makes a lead (no duplicates)."""
     ip = limiter.client_ip(request)
+    # Without a token (MINIPROGRAM_ANONYMOUS_ACTIONS) the caller is who its body says.
+    openid = caller.openid or body.customer_id
     await limiter.hit(limiter.rules.action_per_openid, openid)
     await limiter.hit(limiter.rules.action_per_ip, ip)
     if body.customer_id != openid:
@@ -116,11 +120,23 @@ async def customer_action(
         session,
         settings,
         openid=openid,
+        verified=caller.verified,
         body=body,
         client_ip=ip,
         client_user_agent=request.headers.get("user-agent"),
     )
-    message = "记录客户行为成功，已创建新客户线索" if recorded.created else "记录客户行为成功"
+    if not caller.verified:
+        # Anyone can send any customerId: the answer is the same whatever the phone typed,
+        # whether it made a lead or found a customer.
+        data = CustomerActionOut(
+            action_id=recorded.action.id,
+            customer_created=None,
+            customer_id=None,
+            action=_action_out(recorded.action, shown=False),
+            customer=None,
+        )
+        return Envelope[CustomerActionOut](data=data, message=ACTION_RECORDED)
+    message = "记录客户行为成功，已创建新客户线索" if recorded.created else ACTION_RECORDED
     customer = recorded.customer
     data = CustomerActionOut(
         action_id=recorded.action.id,

@@ -207,7 +207,10 @@ class ActionCustomerOut(_Out):
 
 class CustomerActionOut(_Out):
     action_id: str = Field(serialization_alias="actionId")
-    customer_created: bool = Field(serialization_alias="customerCreated")
+    customer_created: bool | None = Field(
+        serialization_alias="customerCreated",
+        description="是否新建了客户线索；未带登录凭证的调用为 null（不透露）",
+    )
     customer_id: str | None = Field(
         serialization_alias="customerId", description="客户记录 _id；只给这位客户本人"
     )

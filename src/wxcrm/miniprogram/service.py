@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.db import Database, dialect_insert
 from wxcrm.core.errors import BadRequest, UpstreamWeChatError, ValidationFailed
 from wxcrm.core.models import utcnow
+from wxcrm.core.phones import normalize_phone
 from wxcrm.core.security import create_token
 from wxcrm.core.settings import Settings
-from wxcrm.customers.leads import Lead, create_or_link_lead, normalize_phone
+from wxcrm.customers.leads import Lead, create_or_link_lead
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram.models import MiniProgramUser
 from wxcrm.miniprogram.schemas import (
@@ -35,6 +37,8 @@ from wxcrm.users.repository import UserRepository
 from wxcrm.wechat.client import LoginSession, WeChatClient
 from wxcrm.wechat.errors import WeChatError, wechat_failure
 from wxcrm.wechat.keywords import UnfittableValue, fit_template_data
+
+log = structlog.get_logger(__name__)
 
 # What the advisor's notification says, per action, for a new and for a known customer.
 TITLES: dict[ActionType, tuple[str, str]] = {
@@ -183,7 +187,8 @@ async def _no_sends_left(database: Database, openid: str, template_id: str) -> N
 class RecordedAction:
     action: CustomerAction
     # The customer the action was recorded against, when this WeChat user may see it (see
-    # `_is_theirs`); None otherwise, even though the action is linked to it.
+    # `_is_theirs`; never an unverified caller); None otherwise, even though the action is
+    # linked to it.
     customer: Customer | None
     created: bool
 
@@ -193,16 +198,29 @@ async def record_customer_action(
     settings: Settings,
     *,
     openid: str,
+    verified: bool,
     body: CustomerActionIn,
     client_ip: str | None,
     client_user_agent: str | None,
 ) -> RecordedAction:
+    """Record the action of `openid`; `verified` when a session token proved the openid.
+
+    An unverified caller (anonymous actions) still makes its lead and tells the advisor, but
+    borrows nothing proven to that openid (its verified phone) and is shown no customer.
+    """
     advisor = await UserRepository(session).get(body.advisor_id)
     if advisor is None or advisor.role != Role.advisor.value or not advisor.is_active:
         raise ValidationFailed.on_field("advisorId", "顾问不存在或已停用")
+    if not verified:
+        # Tells operators whether the mini program still sends actions without a token.
+        log.info("customer action without a session token", advisor_id=advisor.id)
 
-    verified_phone = await session.scalar(
-        select(MiniProgramUser.verified_phone).where(MiniProgramUser.openid == openid)
+    verified_phone = (
+        await session.scalar(
+            select(MiniProgramUser.verified_phone).where(MiniProgramUser.openid == openid)
+        )
+        if verified
+        else None
     )
     lead = await _lead_for(
         session, openid=openid, advisor=advisor, body=body, verified_phone=verified_phone
@@ -214,7 +232,11 @@ async def record_customer_action(
     # Anyone can type anyone's phone number: the action still belongs with that customer,
     # but the customer's record goes back only to the WeChat user who is that customer, and
     # its name and phone only to the advisor who owns it (a new lead is that advisor's).
-    theirs = customer is not None and (created or _is_theirs(customer, openid, verified_phone))
+    theirs = (
+        verified
+        and customer is not None
+        and (created or _is_theirs(customer, openid, verified_phone))
+    )
     shown_to_advisor = customer is not None and (created or customer.owner_id == advisor.id)
 
     # The message first, so the action is written once, already saying whether it notified.
@@ -248,8 +270,8 @@ async def record_customer_action(
 
 def _is_theirs(customer: Customer, openid: str, verified_phone: str | None) -> bool:
     """Whether this WeChat user is the customer: its lead was made by this openid (the lead
-    keeps it as `wechat_id`), or WeChat verified to this openid the customer's phone."""
-    return customer.wechat_id == openid or (
+    keeps its openid), or WeChat verified to this openid the customer's phone."""
+    return customer.openid == openid or (
         verified_phone is not None and customer.phone == verified_phone
     )
 
@@ -284,7 +306,7 @@ async def _own_customer_record(
 ) -> Customer | None:
     # Only a record of this very WeChat user: a client cannot attach actions to others.
     customer = await session.get(Customer, customer_id)
-    return customer if customer is not None and customer.wechat_id == openid else None
+    return customer if customer is not None and customer.openid == openid else None
 
 
 async def _notify_advisor(

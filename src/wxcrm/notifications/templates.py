@@ -18,6 +18,7 @@ from wxcrm.wechat.keywords import fit_template_data
 class TemplateName(StrEnum):
     customer_action = "customer_action"
     customer_assigned = "customer_assigned"
+    follow_up_reminder = "follow_up_reminder"
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,12 @@ def template(settings: Settings, name: TemplateName) -> Template:
     if name is TemplateName.customer_action:
         template_id = settings.wechat_template_customer_action
         fields = settings.wechat_template_customer_action_fields
-    else:
+    elif name is TemplateName.customer_assigned:
         template_id = settings.wechat_template_customer_assigned
         fields = settings.wechat_template_customer_assigned_fields
+    else:
+        template_id = settings.wechat_template_follow_up_reminder
+        fields = settings.wechat_template_follow_up_reminder_fields
     return Template(
         name=name,
         template_id=template_id,
