@@ -190,21 +190,35 @@ def update_user(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     role: Annotated[Role | None, typer.Option(help="admin, manager or advisor.")] = None,
+    unbind_wechat: Annotated[
+        bool,
+        typer.Option(
+            "--unbind-wechat",
+            help="Clear the bound WeChat: the next mini-program phone login binds its own.",
+        ),
+    ] = False,
 ) -> None:
-    """Change a staff account's phone, department, name or role."""
-    if phone is None and department is None and name is None and role is None:
+    """Change a staff account's phone, department, name or role, or clear its WeChat."""
+    if phone is None and department is None and name is None and role is None and not unbind_wechat:
         typer.echo(
-            "error: nothing to change: give --phone, --department, --name or --role", err=True
+            "error: nothing to change: give --phone, --department, --name, --role"
+            " or --unbind-wechat",
+            err=True,
         )
         raise typer.Exit(2)
 
-    async def update(session: AsyncSession) -> User:
-        return await users_service.update_user(
+    async def update(session: AsyncSession) -> tuple[User, bool]:
+        user = await users_service.update_user(
             session, username, phone=phone, department=department, name=name, role=role
         )
+        return user, unbind_wechat and await users_service.unbind_openid(session, user)
 
-    user = _users_command(update)
+    user, unbound = _users_command(update)
     typer.echo(f"updated {user.role} {user.username}: name {user.name}{_described(user)}")
+    if unbound:
+        typer.echo("unbound its WeChat: the next mini-program phone login binds the one it uses")
+    elif unbind_wechat:
+        typer.echo("no WeChat was bound to it")
 
 
 def _described(user: User) -> str:

@@ -1,23 +1,21 @@
 """The staff mini program's login: a wx.login code and the staff member's phone give a token,
-the original's user shape and roles, and bind the openid to one account only."""
+the original's user shape and roles. The first login binds its WeChat (one account per
+openid); later phone logins must come from that WeChat, and only a password login with a code
+(or an admin) moves the account to another."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import structlog
-from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import assert_error
+from tests.conftest import Configure, assert_error
 from tests.factories import DEFAULT_PASSWORD, make_user, new_phone
-from wxcrm.core.errors import Conflict
-from wxcrm.core.ratelimit import RateLimiter
-from wxcrm.core.settings import Settings
+from wxcrm.core.errors import Conflict, Unauthorized
 from wxcrm.users import service
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
@@ -43,19 +41,6 @@ ROLES = [
     (Role.manager, "manager", "经理", ["customer:all", "user:view"]),
     (Role.advisor, "employee", "员工", ["customer:view", "customer:create", "customer:edit"]),
 ]
-
-Configure = Callable[..., None]
-
-
-@pytest.fixture
-def configure_limits(app: FastAPI, settings: Settings) -> Iterator[Configure]:
-    """Give the app a limiter built from these settings, for this test only."""
-
-    def configure(**changes: object) -> None:
-        app.state.rate_limiter = RateLimiter(settings.model_copy(update=changes))
-
-    yield configure
-    app.state.rate_limiter = RateLimiter(settings)
 
 
 async def staff(
@@ -129,10 +114,115 @@ async def test_a_code_and_the_phone_log_an_advisor_in_and_bind_its_openid(
     assert me.json()["data"]["openidBound"] is True
     assert "o-mp-advisor" not in me.text
 
-    # A later login from another WeChat account rebinds the account to it.
-    logged_in(await mp_login(client, sim_control, "o-mp-advisor-new", "13800138000"))
-    assert await bound_to(session, "o-mp-advisor-new") == [advisor.id]
-    assert await bound_to(session, "o-mp-advisor") == []
+    # The same WeChat logs in again, and stays bound.
+    again = logged_in(await mp_login(client, sim_control, "o-mp-advisor", "13800138000"))
+    assert again["user"]["id"] == advisor.id
+    assert await bound_to(session, "o-mp-advisor") == [advisor.id]
+
+
+async def test_a_phone_login_from_another_wechat_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, sim_control: SimControl
+) -> None:
+    """The phone is no secret: knowing it must not move the account, and its notifications,
+    to the caller's WeChat."""
+    advisor_id = (await staff(session, phone="13800138000", openid="o-mp-owner")).id
+    other_id = (await staff(session, openid="o-mp-intruder")).id
+    with structlog.testing.capture_logs() as logs:
+        for intruder in ("o-mp-intruder", "o-mp-unbound"):
+            response = await mp_login(client, sim_control, intruder, "13800138000")
+            body = assert_error(response, 401, "UNAUTHORIZED")
+            assert body["message"] == "该账号已绑定其他微信，请使用账号密码登录或联系管理员"
+            assert "access_token" not in response.text and intruder not in response.text
+
+    assert await bound_to(session, "o-mp-owner") == [advisor_id]
+    assert await bound_to(session, "o-mp-intruder") == [other_id]  # not moved either
+    assert await bound_to(session, "o-mp-unbound") == []
+    refusals = [
+        line for line in logs if line["event"] == "staff phone login from another wechat refused"
+    ]
+    assert [line["user_id"] for line in refusals] == [advisor_id, advisor_id]
+    assert "o-mp-intruder" not in str(logs) and "o-mp-owner" not in str(logs)
+    # The owner's WeChat still logs in.
+    logged_in(await mp_login(client, sim_control, "o-mp-owner", "13800138000"))
+
+
+async def test_logins_from_another_wechat_count_as_login_failures_of_the_address(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sim_control: SimControl,
+    configure_limits: Configure,
+) -> None:
+    configure_limits(rate_limit_login_failures_per_ip="2/minute")
+    await staff(session, phone="13800138000", openid="o-mp-owner")
+    for _ in range(2):
+        response = await mp_login(client, sim_control, "o-mp-taker", "13800138000")
+        assert_error(response, 401, "UNAUTHORIZED")
+    refused = await mp_login(client, sim_control, "o-mp-owner", "13800138000")
+    assert_error(refused, 429, "RATE_LIMITED")
+
+
+async def test_a_password_login_with_a_code_moves_the_account_to_a_new_wechat(
+    client: httpx.AsyncClient, session: AsyncSession, sim_control: SimControl
+) -> None:
+    """The password proves the account and the code the WeChat: the way to a new phone."""
+    advisor = await staff(session, phone="13800138000", openid="o-mp-old-phone")
+    with structlog.testing.capture_logs() as logs:
+        response = await client.post(
+            "/api/auth/login",
+            json={
+                "username": advisor.username,
+                "password": DEFAULT_PASSWORD,
+                "code": await sim_control.mint_login_code("o-mp-new-phone"),
+            },
+        )
+    assert response.status_code == 200, response.text
+    assert "o-mp-new-phone" not in response.text
+    assert await bound_to(session, "o-mp-new-phone") == [advisor.id]
+    assert await bound_to(session, "o-mp-old-phone") == []
+    rebinds = [line for line in logs if line["event"] == "staff account rebound to another wechat"]
+    assert [line["user_id"] for line in rebinds] == [advisor.id]
+    assert "o-mp-old-phone" not in str(logs) and "o-mp-new-phone" not in str(logs)
+
+    # Phone logins now come from the new WeChat only.
+    logged_in(await mp_login(client, sim_control, "o-mp-new-phone", "13800138000"))
+    old = await mp_login(client, sim_control, "o-mp-old-phone", "13800138000")
+    assert_error(old, 401, "UNAUTHORIZED")
+
+
+async def test_after_an_admin_unbinds_the_wechat_the_next_phone_login_binds_its_own(
+    client: httpx.AsyncClient, session: AsyncSession, sim_control: SimControl
+) -> None:
+    advisor = await staff(session, phone="13800138000", openid="o-mp-lost-phone")
+    advisor_id = advisor.id
+    assert await service.unbind_openid(session, advisor) is True
+    assert await service.unbind_openid(session, advisor) is False  # nothing left to clear
+    await session.commit()
+
+    logged_in(await mp_login(client, sim_control, "o-mp-replacement", "13800138000"))
+    assert await bound_to(session, "o-mp-replacement") == [advisor_id]
+    assert await bound_to(session, "o-mp-lost-phone") == []
+    later = await mp_login(client, sim_control, "o-mp-lost-phone", "13800138000")
+    assert_error(later, 401, "UNAUTHORIZED")
+
+
+async def test_of_two_first_logins_at_the_same_moment_the_later_is_refused(
+    session: AsyncSession,
+) -> None:
+    advisor = await staff(session, phone="13800138000")
+    advisor_id = advisor.id
+    # The other login's bind, committed after this one read the account as unbound.
+    await session.execute(
+        update(User)
+        .where(User.id == advisor.id)
+        .values(openid="o-mp-first")
+        .execution_options(synchronize_session=False)
+    )
+    assert advisor.openid is None
+    with pytest.raises(Unauthorized) as refused:
+        await service.miniprogram_login(session, "13800138000", "o-mp-second")
+    assert refused.value.message == "该账号已绑定其他微信，请使用账号密码登录或联系管理员"
+    assert await bound_to(session, "o-mp-first") == [advisor_id]
+    assert await bound_to(session, "o-mp-second") == []
 
 
 @pytest.mark.parametrize(
@@ -226,6 +316,8 @@ async def test_a_disabled_account_is_refused_and_nothing_is_bound_or_moved(
 async def test_an_openid_moves_from_the_account_that_held_it_and_the_move_is_logged(
     client: httpx.AsyncClient, session: AsyncSession, sim_control: SimControl
 ) -> None:
+    """The code proves the WeChat is the caller's own: its first phone login with an account
+    takes it from the account it was bound to (a handed-over work phone)."""
     holder = await staff(session, openid="o-mp-handed-over")
     taker = await staff(session, phone="13800138000")
     with structlog.testing.capture_logs() as logs:

@@ -17,6 +17,7 @@ from wxcrm.core.db import Database
 from wxcrm.core.errors import Conflict, NotFound, ValidationFailed
 from wxcrm.users import service
 from wxcrm.users.models import Role, User
+from wxcrm.users.repository import UserRepository
 from wxcrm.wechat.sim import SimControl
 
 PASSWORD = "s3cret-pass"
@@ -90,6 +91,50 @@ async def test_update_refuses_an_unknown_user_a_bad_phone_and_another_accounts_p
     assert long_name.value.details == [{"field": "name", "message": "姓名不能超过64个字符"}]
 
 
+@pytest.fixture
+def phone_check_misses_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first phone lookup misses an account another transaction had not yet committed:
+    the check and the write are apart, and a concurrent request can take the phone between
+    them. The unique index then refuses the write."""
+    by_phone = UserRepository.by_phone
+    looks = 0
+
+    async def misses_the_first_time(self: UserRepository, phone: str) -> User | None:
+        nonlocal looks
+        looks += 1
+        return None if looks == 1 else await by_phone(self, phone)
+
+    monkeypatch.setattr(UserRepository, "by_phone", misses_the_first_time)
+
+
+@pytest.mark.usefixtures("phone_check_misses_once")
+async def test_a_phone_another_account_takes_at_the_same_moment_is_the_same_409(
+    session: AsyncSession,
+) -> None:
+    owner = await make_user(session)
+    owner.phone = "13800138000"
+    user = await make_user(session, name="王芳")
+    user_id, owner_name = user.id, owner.username
+    await session.flush()
+    with pytest.raises(Conflict) as taken:
+        await service.update_user(session, user.username, phone="13800138000", name="王芳芳")
+    assert taken.value.message == f"手机号 13800138000 已被用户 {owner_name} 使用"
+    row = (await session.execute(select(User.name, User.phone).where(User.id == user_id))).one()
+    assert tuple(row) == ("王芳", None)  # nothing of the update was written
+
+
+@pytest.mark.usefixtures("phone_check_misses_once")
+async def test_a_phone_a_concurrent_create_took_is_the_same_409(session: AsyncSession) -> None:
+    holder = await make_user(session)
+    holder.phone = "13800138000"
+    await session.flush()
+    holder_name = holder.username
+    with pytest.raises(Conflict) as taken:
+        await create(session, "svc-b", phone="13800138000")
+    assert taken.value.message == f"手机号 13800138000 已被用户 {holder_name} 使用"
+    assert await session.scalar(select(User).where(User.username == "svc-b")) is None
+
+
 async def test_staff_made_and_changed_by_the_cli_log_in_by_phone(
     live_client: httpx.AsyncClient, sim_control: SimControl, committed: Database, database_url: str
 ) -> None:
@@ -143,3 +188,24 @@ async def test_staff_made_and_changed_by_the_cli_log_in_by_phone(
     user = response.json()["data"]["user"]
     assert (user["username"], user["name"]) == ("cli-staff-a", "王经理")
     assert (user["role"], user["department"]) == ("manager", "客服部")
+
+    # Bound now: another WeChat with the phone is refused, until an admin clears the binding.
+    async def phone_login(openid: str) -> httpx.Response:
+        login_code = await sim_control.mint_login_code(openid)
+        return await live_client.post(
+            "/api/auth/miniprogram-login", json={"code": login_code, "phone": "13800138902"}
+        )
+
+    assert (await phone_login("o-cli-staff-a-new")).status_code == 401
+    code, out, err = await cli("update", "cli-staff-a", "--unbind-wechat")
+    assert code == 0, err
+    assert "unbound its WeChat: the next mini-program phone login binds the one it uses" in out
+    code, out, err = await cli("update", "cli-staff-a", "--unbind-wechat")
+    assert code == 0 and "no WeChat was bound to it" in out
+    code, _, err = await cli("update", "nobody-here", "--unbind-wechat")
+    assert code == 1 and err.strip() == "error: 用户 nobody-here 不存在"
+
+    relogin = await phone_login("o-cli-staff-a-new")
+    assert relogin.status_code == 200, relogin.text
+    assert relogin.json()["data"]["user"]["username"] == "cli-staff-a"
+    assert (await phone_login("o-cli-staff-a")).status_code == 401

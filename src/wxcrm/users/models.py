@@ -28,8 +28,8 @@ class User(IdMixin, TimestampMixin, Base):
     # Normalised mainland mobile: how the staff mini program finds the account at login.
     phone: Mapped[str | None] = mapped_column(String(11), unique=True)
     department: Mapped[str | None] = mapped_column(String(64))
-    # The staff mini-program openid bound at the account's last login with a wx.login code;
-    # one account per openid.
+    # The staff mini-program openid: bound by the first phone login (later ones must come
+    # from it) or moved by a password login with a wx.login code; one account per openid.
     openid: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.users.models import User
@@ -27,6 +29,36 @@ class UserRepository:
     async def by_openid(self, openid: str) -> User | None:
         result = await self.session.execute(select(User).where(User.openid == openid))
         return result.scalar_one_or_none()
+
+    async def bind_openid_if_unbound(self, user: User, openid: str) -> bool:
+        """Bind `openid` to `user` unless the row holds another openid by now; whether it
+        did. The condition is checked by the database, after any concurrent writer of the
+        row has committed."""
+        result = await self.session.execute(
+            update(User)
+            .where(User.id == user.id, or_(User.openid.is_(None), User.openid == openid))
+            .values(openid=openid)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def names(self, ids: Collection[str]) -> Sequence[Row[str, str, str]]:
+        """Id, name and username of these accounts: never a hash or an openid."""
+        if not ids:
+            return []
+        result = await self.session.execute(
+            select(User.id, User.name, User.username).where(User.id.in_(ids))
+        )
+        return result.all()
+
+    async def active(self, limit: int) -> Sequence[User]:
+        """Accounts that may log in, newest first."""
+        result = await self.session.scalars(
+            select(User)
+            .where(User.is_active.is_(True))
+            .order_by(User.created_at.desc(), User.id.desc())
+            .limit(limit)
+        )
+        return result.all()
 
     async def add(self, user: User) -> User:
         self.session.add(user)

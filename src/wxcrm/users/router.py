@@ -34,7 +34,7 @@ async def login(
     wechat: WeChatDep,
     limiter: RateLimiterDep,
 ) -> Envelope[LoginOut]:
-    """Log in with a username and password; with a wx.login `code`, also bind the openid."""
+    """Log in with a username and password; a wx.login `code` binds the account to that WeChat."""
     rules, ip = limiter.rules, limiter.client_ip(request)
     await limiter.hit(rules.login_per_ip, ip)
     # A locked-out username stays locked even for the right password: a guesser who
@@ -65,7 +65,7 @@ async def miniprogram_login(
     wechat: WeChatDep,
     limiter: RateLimiterDep,
 ) -> Envelope[MiniprogramLoginOut]:
-    """Staff mini program: log in with a wx.login `code` and the staff member's phone."""
+    """Staff mini program: a wx.login `code` and the phone, from the WeChat the first one bound."""
     rules, ip = limiter.rules, limiter.client_ip(request)
     await limiter.hit(rules.login_per_ip, ip)
     # An unregistered phone counts as a wrong password does: otherwise staff phones could

@@ -29,6 +29,10 @@ WRONG_CREDENTIALS = "用户名或密码错误"
 UNKNOWN_PHONE = "手机号未注册，请联系管理员"
 DISABLED = "账号已被禁用"
 OPENID_RACE = "该微信正在登录另一个账号，请稍后重试"
+BOUND_TO_ANOTHER_WECHAT = "该账号已绑定其他微信，请使用账号密码登录或联系管理员"
+# What a write refused by a unique index says when asking again finds no holder (the
+# other transaction went on to roll back): trying again then works.
+TAKEN_MEANWHILE = "用户名或手机号刚被其他账号占用，请重试"
 # The width of the username, name and department columns: a longer value is a clear error
 # here rather than one database truncating it and another refusing it.
 TEXT_MAX = 64
@@ -44,21 +48,28 @@ async def create_user(
     phone: str | None = None,
     department: str | None = None,
 ) -> User:
-    """A new staff account; its phone (normalised) must be no other account's."""
+    """A new staff account; its username and phone (normalised) must be no other account's."""
     users = UserRepository(session)
     username = _text("username", "用户名", username)
-    if await users.by_username(username) is not None:
-        raise Conflict(f"用户名 {username} 已存在")
-    return await users.add(
-        User(
-            username=username,
-            password_hash=await hash_password_off_loop(password),
-            role=role.value,
-            name=_text("name", "姓名", name) if name is not None else username,
-            phone=await _free_phone(users, phone) if phone else None,
-            department=_optional_text("department", "部门", department),
-        )
+    phone = _phone(phone) if phone else None
+    await _refuse_taken(users, username=username, phone=phone)
+    user = User(
+        username=username,
+        password_hash=await hash_password_off_loop(password),
+        role=role.value,
+        name=_text("name", "姓名", name) if name is not None else username,
+        phone=phone,
+        department=_optional_text("department", "部门", department),
     )
+    try:
+        async with session.begin_nested():
+            await users.add(user)
+    except IntegrityError as error:
+        # A concurrent create took the username or the phone (now committed: asked again,
+        # the answer names which).
+        await _refuse_taken(users, username=username, phone=phone)
+        raise Conflict(TAKEN_MEANWHILE) from error
+    return user
 
 
 async def update_user(
@@ -75,27 +86,51 @@ async def update_user(
     user = await users.by_username(username)
     if user is None:
         raise NotFound(f"用户 {username} 不存在")
-    if phone is not None:
-        user.phone = await _free_phone(users, phone, owner=user) if phone.strip() else None
-    if department is not None:
-        user.department = _optional_text("department", "部门", department)
-    if name is not None:
-        user.name = _text("name", "姓名", name)
-    if role is not None:
-        user.role = role.value
-    await session.flush()
+    user_id = user.id  # a refused write below expires the object
+    new_phone = _phone(phone) if phone and phone.strip() else None
+    if new_phone is not None and new_phone != user.phone:
+        await _refuse_taken(users, phone=new_phone, owner_id=user_id)
+    new_department = _optional_text("department", "部门", department)
+    new_name = _text("name", "姓名", name) if name is not None else None
+    try:
+        async with session.begin_nested():
+            if phone is not None:
+                user.phone = new_phone
+            if department is not None:
+                user.department = new_department
+            if new_name is not None:
+                user.name = new_name
+            if role is not None:
+                user.role = role.value
+    except IntegrityError as error:
+        # Another account took the phone at the same moment (now committed: asked again,
+        # the answer names it).
+        await _refuse_taken(users, phone=new_phone, owner_id=user_id)
+        raise Conflict(TAKEN_MEANWHILE) from error
     return user
 
 
-async def _free_phone(users: UserRepository, raw: str, *, owner: User | None = None) -> str:
-    """`raw` normalised, when it is a mobile number no account but `owner` has."""
+def _phone(raw: str) -> str:
+    """`raw` as a normalised mainland mobile, or a 400 on the phone field."""
     phone = normalize_phone(raw)
     if phone is None:
         raise ValidationFailed.on_field("phone", PHONE_FORMAT)
-    holder = await users.by_phone(phone)
-    if holder is not None and (owner is None or holder.id != owner.id):
-        raise Conflict(f"手机号 {phone} 已被用户 {holder.username} 使用")
     return phone
+
+
+async def _refuse_taken(
+    users: UserRepository,
+    *,
+    username: str | None = None,
+    phone: str | None = None,
+    owner_id: str | None = None,
+) -> None:
+    """A 409 when another account than `owner_id` has this username or phone."""
+    if username is not None and await users.by_username(username) is not None:
+        raise Conflict(f"用户名 {username} 已存在")
+    holder = await users.by_phone(phone) if phone is not None else None
+    if holder is not None and holder.id != owner_id:
+        raise Conflict(f"手机号 {phone} 已被用户 {holder.username} 使用")
 
 
 def _text(field: str, label: str, value: str) -> str:
@@ -160,32 +195,52 @@ def issue_staff_token(settings: Settings, user: User) -> tuple[str, int]:
 
 
 async def miniprogram_login(session: AsyncSession, phone: str, openid: str) -> User:
-    """The active staff member with this (normalised) phone, now bound to `openid`."""
+    """The active staff member with this (normalised) phone, when `openid` is the WeChat
+    bound to it, or when none is bound yet (trust on first use: it is bound now).
+
+    A phone is no secret (advisors hand theirs to customers), so it never moves an account
+    to another WeChat: that takes the password login with a code, or an admin clearing the
+    binding (`wxcrm users update --unbind-wechat`).
+    """
     user = await UserRepository(session).by_phone(phone)
     if user is None:
         raise Unauthorized(UNKNOWN_PHONE)
     if not user.is_active:
         raise Unauthorized(DISABLED)
-    await bind_openid(session, user, openid)
+    if user.openid != openid:
+        if user.openid is not None:
+            raise _bound_elsewhere(user.id, openid)
+        await bind_openid(session, user, openid, first_only=True)
     return user
 
 
-async def bind_openid(session: AsyncSession, user: User, openid: str) -> None:
-    """Bind the mini-program openid a staff member logged in with to its account.
+async def bind_openid(
+    session: AsyncSession, user: User, openid: str, *, first_only: bool = False
+) -> None:
+    """Bind the mini-program openid a staff member logged in with to its account; with
+    `first_only`, only while the account has none (a 401 if a concurrent login bound one).
 
-    One openid belongs to one account, and the latest login says whose it is: a WeChat
-    account that moved to another member of staff (a handed-over work phone) moves with
-    them, where refusing would lock the new holder out until someone unbinds it by hand.
+    One openid belongs to one account: the caller proved with its code that the WeChat is
+    its own, so it moves from an account that held it (a handed-over work phone), where
+    refusing would lock the new holder out until someone unbinds it by hand.
     """
     session.add(user)  # maybe read in a short session of its own
-    holder = await UserRepository(session).by_openid(openid)
+    users = UserRepository(session)
+    holder = await users.by_openid(openid)
     moved_from = holder.id if holder is not None and holder.id != user.id else None
+    replaced = user.openid if user.openid not in (None, openid) else None
+    user_id = user.id  # a refused bind expires the object
     try:
         async with session.begin_nested():
             if holder is not None and moved_from is not None:
                 holder.openid = None
                 await session.flush()  # freed before it is taken again: the column is unique
-            user.openid = openid
+            if first_only:
+                # Compare-and-set: of two first logins at the same moment, one binds.
+                if not await users.bind_openid_if_unbound(user, openid):
+                    raise _bound_elsewhere(user_id, openid)
+            else:
+                user.openid = openid
     except IntegrityError as error:  # a login at the same moment bound it to another account
         raise Conflict(OPENID_RACE) from error
     if moved_from is not None:
@@ -195,6 +250,35 @@ async def bind_openid(session: AsyncSession, user: User, openid: str) -> None:
             to_user_id=user.id,
             openid_sha256=openid_fingerprint(openid),
         )
+    if replaced is not None:
+        log.warning(
+            "staff account rebound to another wechat",
+            user_id=user.id,
+            from_openid_sha256=openid_fingerprint(replaced),
+            to_openid_sha256=openid_fingerprint(openid),
+        )
+
+
+async def unbind_openid(session: AsyncSession, user: User) -> bool:
+    """Clear the WeChat bound to `user`, so that its next phone login binds the WeChat it
+    comes from; whether one was bound."""
+    if user.openid is None:
+        return False
+    log.info("staff openid unbound", user_id=user.id, openid_sha256=openid_fingerprint(user.openid))
+    user.openid = None
+    await session.flush()
+    return True
+
+
+def _bound_elsewhere(user_id: str, openid: str) -> Unauthorized:
+    """The refusal of a phone login from a WeChat the account is not bound to, logged: it
+    may be someone who knows the phone trying to take the account over."""
+    log.warning(
+        "staff phone login from another wechat refused",
+        user_id=user_id,
+        openid_sha256=openid_fingerprint(openid),
+    )
+    return Unauthorized(BOUND_TO_ANOTHER_WECHAT)
 
 
 def openid_fingerprint(openid: str) -> str:
