@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wxcrm.app import create_app
 from wxcrm.core.db import Database, ShortReads, get_session, get_short_reads
 from wxcrm.core.migrations import migrate
+from wxcrm.core.ratelimit import RateLimiter
 from wxcrm.core.settings import Environment, Settings
 from wxcrm.models import Base
 from wxcrm.wechat.client import WeChatClient
@@ -325,3 +326,17 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+Configure = Callable[..., None]
+
+
+@pytest.fixture
+def configure_limits(app: FastAPI, settings: Settings) -> Iterator[Configure]:
+    """Give the app a limiter built from these settings, for this test only."""
+
+    def configure(**changes: object) -> None:
+        app.state.rate_limiter = RateLimiter(settings.model_copy(update=changes))
+
+    yield configure
+    app.state.rate_limiter = RateLimiter(settings)

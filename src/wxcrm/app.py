@@ -25,6 +25,8 @@ from wxcrm.core.settings import Settings, get_settings
 from wxcrm.customers.assignment.router import router as assignment_router
 from wxcrm.customers.pool.router import router as pool_router
 from wxcrm.customers.records.router import router as records_router
+from wxcrm.customers.staffapp.refusals import Refused
+from wxcrm.customers.staffapp.router import answer_refusal
 from wxcrm.customers.staffapp.router import router as staffapp_router
 from wxcrm.customers.transfer.router import router as transfer_router
 from wxcrm.jobs import scheduled_jobs
@@ -104,6 +106,8 @@ def create_app(
     app.state.database = database or Database.from_settings(settings)
     app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
+    # The staff mini program reads a refusal from a success status (its routes' own style).
+    app.add_exception_handler(Refused, answer_refusal)
     # Outermost last: request id, then headers, CORS, body size, and NUL refusal innermost
     # (it reads bodies whose size is already bounded).
     app.add_middleware(RefuseNulMiddleware)

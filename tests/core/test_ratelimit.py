@@ -8,37 +8,20 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import assert_error
+from tests.conftest import Configure, assert_error
 from tests.factories import DEFAULT_PASSWORD, make_user, mp_headers
 from tests.live import STAFF_PASSWORD, create_staff, own_database, served, server_env
 from tests.miniprogram.conftest import action_body
-from wxcrm.core.ratelimit import RateLimiter
-from wxcrm.core.settings import Settings
 from wxcrm.customers.models import CustomerAction
 from wxcrm.users.models import Role
 from wxcrm.wechat.sim import SimControl
-
-Configure = Callable[..., None]
-
-
-@pytest.fixture
-def configure_limits(app: FastAPI, settings: Settings) -> Iterator[Configure]:
-    """Give the app a limiter built from these settings, for this test only."""
-
-    def configure(**changes: object) -> None:
-        app.state.rate_limiter = RateLimiter(settings.model_copy(update=changes))
-
-    yield configure
-    app.state.rate_limiter = RateLimiter(settings)
 
 
 async def login(

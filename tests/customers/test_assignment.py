@@ -163,14 +163,13 @@ async def test_one_customer_is_assigned(
     data = ok(response, "客户分配成功")
 
     # The updated customer (its number as customerId, as the original's record spread over
-    # its _id); the mini program is not told the advisor's openid.
+    # its _id); no answer tells the caller the advisor's openid.
     assert data["_id"] == customer.id and data["name"] == "孙女士"
     assert data["customerId"] == customer.customer_no
     assert data["assignedTo"] == team.other.id and data["assignedBy"] == by.id
     assert data["inPublicPool"] is False and data["assignedAt"]
     assert data["assignmentReason"] == reason
-    openid = {} if endpoint == "miniprogram" else {"assignedToOpenid": team.other.openid}
-    assert data["notificationData"] == openid | {
+    assert data["notificationData"] == {
         "assignedToId": team.other.id,
         "customerName": "孙女士",
         "source": reason or "手动分配",
@@ -277,7 +276,7 @@ async def test_a_batch_reports_each_customer(
         {"customerId": frozen.id, "error": "客户已冻结，不能分配"},
     ]
     notification_data = data["notificationData"]
-    assert set(notification_data) == NOTIFICATION_KEYS | {"assignedToOpenid"}
+    assert set(notification_data) == NOTIFICATION_KEYS
     assert notification_data["customerName"] == "2个客户"
     assert notification_data["source"] == (reason or "批量分配")
     assert notification_data["customerId"] == first.id
@@ -491,7 +490,7 @@ async def test_an_advisor_who_cannot_be_notified_is_still_assigned(
     response = await assign(client, "console", team.headers("manager"), [customer.id], assignee.id)
     data = ok(response, "客户分配成功")
     assert data["assignedTo"] == assignee.id
-    assert ("assignedToOpenid" in data["notificationData"]) is bound
+    assert "assignedToOpenid" not in data["notificationData"]
     [note] = await notifications(session)
     assert (note.status, note.skip_reason) == ("skipped", reason)
     assert await count(session, AssignmentHistory) == 1
@@ -572,7 +571,7 @@ async def test_through_the_cloud_function_one_invocation_with_the_seeds_event(
     assert response.status_code == 200, response.text
     notification_data = response.json()["data"]["notificationData"]
     single = endpoint in SINGLE
-    # The function is given the advisor's openid; the mini program's answer does not show it.
+    # The function is given the advisor's openid; no answer shows it.
     event_data = {
         "assignedToId": team.other.id,
         "assignedToOpenid": team.other.openid,
@@ -585,10 +584,7 @@ async def test_through_the_cloud_function_one_invocation_with_the_seeds_event(
         "serviceCategory": "保洁" if single else "",
         "leadSource": "抖音" if single else "",
     }
-    shown = dict(event_data)
-    if endpoint == "miniprogram":
-        del shown["assignedToOpenid"]
-    assert notification_data == shown
+    assert notification_data == {k: v for k, v in event_data.items() if k != "assignedToOpenid"}
 
     [row] = await deliver_until_settled(worker_for(committed_app, database), database)
     assert (row.status, row.channel) == ("sent", "cloud")

@@ -963,6 +963,7 @@ async def test_the_timeline_shows_actions_follow_ups_and_assignments_newest_firs
     assert (assignment["reason"], assignment["channel"]) == ("顾问休假", "console")
     assert timeline[3]["actionType"] == "contact_advisor"
     assert timeline[3]["actionData"] == {"from": "resume"}
+    assert "o-customer" not in assigned.text + str(detail)  # the customer's openid is not shown
     # The new owner sees it all; the old one no longer sees the customer.
     mine = await client.get(f"/api/customers/{customer.id}", headers=team.headers("other"))
     assert len(data_of(mine)["timeline"]) == 4

@@ -197,3 +197,63 @@ async def test_a_follow_up_date_outside_the_range_is_a_400_and_adds_nothing(
     )
     assert_refused(response, "nextFollowUpAt")
     assert await session.scalar(select(func.count()).select_from(FollowUp)) == 0
+
+
+STAFF_APP = "/api/customers/miniprogram"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("createdStartDate=9999-12-31T23:00:00Z", "createdStartDate"),  # past year 9999 in Beijing
+        ("assignedEndDate=0001-01-01T00:00:00%2B14:00", "assignedEndDate"),
+        ("page=10000000000000000000", "page"),  # would overflow the database's offset
+    ],
+)
+async def test_the_staff_mini_programs_list_refuses_what_it_cannot_read(
+    client: httpx.AsyncClient, team: Team, query: str, field: str
+) -> None:
+    for path in ("list", "statistics"):
+        response = await client.get(f"{STAFF_APP}/{path}?{query}", headers=team.headers("admin"))
+        assert_refused(response, field)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": ["phone"], "content": "x"}, "type"),  # unhashable where a name belongs
+        ({"type": {"a": 1}, "content": "x"}, "type"),
+        ({"type": "phone", "content": "x", "nextFollowUpDate": "9999-12-31T23:00:00-12:00"},
+         "nextFollowUpDate"),
+    ],
+)  # fmt: skip
+async def test_a_staff_follow_up_of_the_wrong_shape_is_a_400_and_adds_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, team: Team, body: Any, field: str
+) -> None:
+    customer = await add_customer(session, team.advisor)
+    response = await client.post(
+        f"{STAFF_APP}/{customer.id}/follow-ups", json=body, headers=team.headers("advisor")
+    )
+    assert_refused(response, field)
+    count = select(func.count()).select_from(FollowUp).where(FollowUp.customer_id == customer.id)
+    assert await session.scalar(count) == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"salaryBudget": 10**400}, "salaryBudget"),
+        ({"dealAmount": -(10**400)}, "dealAmount"),
+        ({"expectedStartDate": "9999-12-31T23:00:00Z"}, "expectedStartDate"),
+        ({"leadLevel": ["A类"]}, "leadLevel"),
+    ],
+)
+async def test_a_staff_create_of_the_wrong_shape_is_a_400_and_creates_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, team: Team, changes: Any, field: str
+) -> None:
+    before = await customer_count(session)
+    body = {"name": "张三", "phone": "13800138000", "leadSource": "美团"}
+    body |= {"contractStatus": "待定", "leadLevel": "A类"} | changes
+    response = await client.post(f"{STAFF_APP}/create", json=body, headers=team.headers("advisor"))
+    assert_refused(response, field)
+    assert await customer_count(session) == before

@@ -6,7 +6,6 @@ rate limits count anonymous calls per openid and per address."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,10 +14,9 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import ACTION_TEMPLATE, assert_error
+from tests.conftest import ACTION_TEMPLATE, Configure, assert_error
 from tests.factories import make_customer, make_user, mp_headers, new_openid, new_phone
 from tests.miniprogram.conftest import action_body
-from wxcrm.core.ratelimit import RateLimiter
 from wxcrm.core.settings import Settings
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram.models import MiniProgramUser
@@ -36,14 +34,9 @@ def anonymous_app(app: FastAPI, settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-def limits(anonymous_app: FastAPI, settings: Settings) -> Iterator[Any]:
-    """Give the app a limiter built from these settings, for this test only."""
-
-    def configure(**changes: object) -> None:
-        anonymous_app.state.rate_limiter = RateLimiter(settings.model_copy(update=changes))
-
-    yield configure
-    anonymous_app.state.rate_limiter = RateLimiter(settings)
+def limits(anonymous_app: FastAPI, configure_limits: Configure) -> Configure:
+    """Rate limits of this test's own, on the app with anonymous actions on."""
+    return configure_limits
 
 
 def new_customer_openid() -> str:

@@ -20,12 +20,3 @@ def normalize_phone(raw: str) -> str | None:
     elif digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
     return digits if MAINLAND_MOBILE.fullmatch(digits) else None
-
-
-def mask_phone(phone: str | None) -> str:
-    """138****5678: what staff who do not own a customer see of its number."""
-    if not phone:
-        return ""
-    if len(phone) in (10, 11):
-        return f"{phone[:3]}****{phone[-4:]}"
-    return phone

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -78,31 +79,32 @@ def _amount(value: Any) -> Any:
     return round(number, 2)
 
 
-def _day(message: str) -> Any:
+def day_in_beijing(value: Any, message: str) -> date | None:
     """An ISO date, or an ISO time (what `Date.toISOString()` sends) read as its day in
-    Beijing."""
+    Beijing; blank is None. Anything else, or a day outside the CRM's range, is refused with
+    `message` (a validator's error)."""
+    value = _blank_to_none(value)
+    if value is None or isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(message)
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            aware = moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+            day = aware.astimezone(SHANGHAI).date()
+    except ValueError:
+        raise ValueError(message) from None
+    except OverflowError:  # its day in Beijing is past year 9999
+        raise ValueError(DATE_RANGE_MESSAGE) from None
+    return in_date_range(day)
 
-    def check(value: Any) -> Any:
-        value = _blank_to_none(value)
-        if value is None or isinstance(value, date):
-            return value
-        if not isinstance(value, str):
-            raise ValueError(message)
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                day = date.fromisoformat(text)
-            else:
-                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-                aware = moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
-                day = aware.astimezone(SHANGHAI).date()
-        except ValueError:
-            raise ValueError(message) from None
-        except OverflowError:  # its day in Beijing is past year 9999
-            raise ValueError(DATE_RANGE_MESSAGE) from None
-        return in_date_range(day)
 
-    return BeforeValidator(check)
+def _day(message: str) -> Any:
+    return BeforeValidator(lambda value: day_in_beijing(value, message))
 
 
 def _one_of(label: str, choices: tuple[str, ...], message: str | None = None) -> Any:
@@ -209,14 +211,28 @@ def _start_date(text: str) -> date | None:
     return day
 
 
+# The need card's fields and the structured field each may fill, with how its text is read
+# (given the configured service categories).
+_NEED_CARD_RULES: tuple[tuple[str, str, Callable[[str, Sequence[str]], Any]], ...] = (
+    ("need_order_type", "service_category", lambda t, categories: t if t in categories else None),
+    ("need_salary", "salary_budget", lambda t, _: _first_integer(t, 1000, 50_000)),
+    ("need_rest_time", "rest_schedule", lambda t, _: t if t in REST_SCHEDULES else None),
+    ("need_onboarding_time", "expected_start_date", lambda t, _: _start_date(t)),
+    ("need_house_area", "home_area", lambda t, _: _first_integer(t, 10, 1000)),
+    ("need_family_members", "family_size", lambda t, _: _family_size(t)),
+    ("need_service_address", "address", lambda t, _: t or None),
+)
+NEED_CARD_TARGETS = tuple(target for _, target, _ in _NEED_CARD_RULES)
+
+
 def legacy_need_values(
-    values: dict[str, Any], stored: dict[str, Any], service_categories: list[str]
+    values: dict[str, Any], stored: dict[str, Any], service_categories: Sequence[str]
 ) -> dict[str, Any]:
     """The structured fields an older need card fills (staff-api §6.3).
 
-    `values` is the request's fields by Python name; `stored`, the record's current ones
-    (empty for a new customer). A structured field is filled only when neither gives it a
-    value; the need text itself is stored as well, by the caller.
+    `values` is the request's fields by Python name; `stored`, the record's current values of
+    `NEED_CARD_TARGETS` (empty for a new customer). A structured field is filled only when
+    neither gives it a value; the need text itself is stored as well, by the caller.
     """
 
     def empty(field: str) -> bool:
@@ -227,18 +243,9 @@ def legacy_need_values(
         return value.strip() if isinstance(value, str) else ""
 
     found: dict[str, Any] = {}
-    rules: list[tuple[str, str, Any]] = [
-        ("need_order_type", "service_category", lambda t: t if t in service_categories else None),
-        ("need_salary", "salary_budget", lambda t: _first_integer(t, 1000, 50_000)),
-        ("need_rest_time", "rest_schedule", lambda t: t if t in REST_SCHEDULES else None),
-        ("need_onboarding_time", "expected_start_date", _start_date),
-        ("need_house_area", "home_area", lambda t: _first_integer(t, 10, 1000)),
-        ("need_family_members", "family_size", _family_size),
-        ("need_service_address", "address", lambda t: t or None),
-    ]
-    for source, target, parse in rules:
+    for source, target, parse in _NEED_CARD_RULES:
         if text(source) and empty(target):
-            value = parse(text(source))
+            value = parse(text(source), service_categories)
             if value is not None:
                 found[target] = value
     return found

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import structlog
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -59,9 +59,10 @@ def reminder_time_passed(settings: Settings, now: datetime) -> bool:
     return now.astimezone(clock.SHANGHAI).time() >= settings.follow_up_reminder_time
 
 
-async def due_today(session: AsyncSession, now: datetime) -> dict[str, list[DueCustomer]]:
-    """The customers due on `now`'s Beijing day, per owner, earliest planned first."""
-    day = clock.business_day(now)
+def due_on(day: date) -> Select[str | None, str, str, datetime | None]:
+    """The customers due on a Beijing `day` (owner, id, name, planned time): those whose
+    latest follow-up plans the next one that day, and who have an owner. The one rule for
+    the reminders and for today's to-do count."""
     start, end = clock.day_start(day), clock.day_start(day + timedelta(days=1))
     later = aliased(FollowUp)
     superseded = exists().where(
@@ -71,7 +72,7 @@ async def due_today(session: AsyncSession, now: datetime) -> dict[str, list[DueC
             and_(later.created_at == FollowUp.created_at, later.id > FollowUp.id),
         ),
     )
-    rows = await session.execute(
+    return (
         select(Customer.owner_id, Customer.id, Customer.name, FollowUp.next_follow_up_at)
         .join(Customer, Customer.id == FollowUp.customer_id)
         .where(
@@ -80,7 +81,15 @@ async def due_today(session: AsyncSession, now: datetime) -> dict[str, list[DueC
             Customer.owner_id.is_not(None),
             ~superseded,
         )
-        .order_by(Customer.owner_id, FollowUp.next_follow_up_at, Customer.id)
+    )
+
+
+async def due_today(session: AsyncSession, now: datetime) -> dict[str, list[DueCustomer]]:
+    """The customers due on `now`'s Beijing day, per owner, earliest planned first."""
+    rows = await session.execute(
+        due_on(clock.business_day(now)).order_by(
+            Customer.owner_id, FollowUp.next_follow_up_at, Customer.id
+        )
     )
     due: dict[str, list[DueCustomer]] = {}
     for owner_id, customer_id, name, next_at in rows.all():

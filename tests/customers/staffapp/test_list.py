@@ -365,7 +365,7 @@ async def test_statistics_as_the_original_per_role(
 # -- today's numbers --------------------------------------------------------------------------
 
 
-def follow_up(customer_id: str, user_id: str, due: datetime) -> FollowUp:
+def follow_up(customer_id: str, user_id: str, due: datetime | None) -> FollowUp:
     return FollowUp(
         customer_id=customer_id, user_id=user_id, method="电话", content="x", next_follow_up_at=due
     )
@@ -392,11 +392,25 @@ async def test_today_and_this_month_in_beijing_days(
     )
     await add_customer(session, team.other, created_at=now, signed_at=now)
     await add_customer(session, None, created_at=now)  # the pool's: never counted
+    # Planned for today, then called early with nothing planned: no longer due (the
+    # reminders' rule); and a pool customer's plan is nobody's.
+    replanned = await add_customer(
+        session, mine, created_at=before_month, assigned_at=before_month, last_follow_up_at=now
+    )
+    pooled = await add_customer(session, None, created_at=before_month)
+    early, later = (
+        follow_up(replanned.id, mine.id, today + timedelta(hours=15)),
+        follow_up(replanned.id, mine.id, None),
+    )
+    early.created_at, later.created_at = now - timedelta(hours=2), now - timedelta(hours=1)
     session.add_all(
         [
             follow_up(made.id, mine.id, today + timedelta(hours=1)),
             follow_up(given.id, mine.id, today + timedelta(hours=23, minutes=59)),
             follow_up(signed.id, mine.id, today - timedelta(minutes=1)),  # yesterday's
+            early,
+            later,
+            follow_up(pooled.id, mine.id, today + timedelta(hours=9)),
         ]
     )
     await session.commit()
@@ -404,7 +418,7 @@ async def test_today_and_this_month_in_beijing_days(
     message = "客户信息统计获取成功"
     path = f"{BASE}/today-todo-stats"
     assert ok(await client.get(path, headers=team.headers("advisor")), message) == {
-        "totalLeads": 4,
+        "totalLeads": 5,
         # Made by the advisor, or given to it and not followed up yet.
         "monthAssigned": 2,
         "todayAssigned": 2,
@@ -415,7 +429,7 @@ async def test_today_and_this_month_in_beijing_days(
     }
     for role in ("admin", "manager"):
         assert ok(await client.get(path, headers=team.headers(role)), message) == {
-            "totalLeads": 5,
+            "totalLeads": 6,
             "monthAssigned": 2,
             "todayAssigned": 2,
             "pendingLeads": 3,

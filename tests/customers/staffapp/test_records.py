@@ -18,8 +18,6 @@ from tests.customers.staffapp.conftest import BASE, ok, refused
 from tests.factories import add_customer, add_user, new_phone
 from wxcrm.core.models import utcnow
 from wxcrm.customers.models import AssignmentHistory, Customer, FollowUp
-from wxcrm.customers.staffapp import service
-from wxcrm.customers.staffapp.schemas import StaffCustomerBaseOut, StaffCustomerOut
 from wxcrm.notifications.models import Notification
 from wxcrm.users.models import Role
 
@@ -507,28 +505,3 @@ async def test_a_bad_change_is_a_400_and_changes_nothing(
     assert detail["message"] == message if message else "必须是" in detail["message"]
     row = await stored(session, mine.id)
     assert (row.name, row.family_size, row.phone) == (mine.name, 3, mine.phone)
-
-
-# -- what an advisor is shown of a customer it does not own -----------------------------------
-
-
-async def test_an_advisor_sees_only_the_base_fields_of_anothers_customer(
-    session: AsyncSession, team: Team
-) -> None:
-    """Create and change answers only ever show an advisor its own customers (it may give a
-    customer to nobody else), so the rule is shown on the function that applies it."""
-    customer = await add_customer(
-        session, team.other, phone="13812345678", address="保密", need_salary="8000"
-    )
-    named = await service.people(session, [team.other.id])
-    advisor_view = service.sanitised(team.advisor, customer, "新客未跟进", named)
-    assert isinstance(advisor_view, StaffCustomerBaseOut)
-    shown = advisor_view.model_dump(by_alias=True)
-    assert shown["phone"] == "138****5678"
-    assert shown["assignedToUser"] == {"name": "赵顾问", "username": team.other.username}
-    assert shown["followUpStatus"] == "新客未跟进"
-    assert not {"address", "needSalary", "wechatId", "remarks"} & set(shown)
-    for user in (team.other, team.admin, team.manager):
-        whole = service.sanitised(user, customer, None, named)
-        assert isinstance(whole, StaffCustomerOut)
-        assert whole.phone == "13812345678" and whole.need_salary == "8000"

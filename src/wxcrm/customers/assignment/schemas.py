@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
 from wxcrm.core.ids import OBJECT_ID_PATTERN, is_object_id
 from wxcrm.customers.schemas import (
@@ -61,10 +61,8 @@ class PoolAssignIn(InModel):
 
 class AssignNotificationData(OutModel):
     """The event the assignment notification is built from (the cloud function's
-    `notificationData`)."""
-
-    # assignedToOpenid is left out when there is none: not required.
-    model_config = ConfigDict(json_schema_serialization_defaults_required=False)
+    `notificationData`), as the original answered it: without the `assignedToOpenid` the
+    cloud event also carries, an advisor's openid being none of the caller's business."""
 
     assigned_to_id: str
     customer_name: str = Field(description="一个客户的姓名，或“N个客户”")
@@ -75,11 +73,6 @@ class AssignNotificationData(OutModel):
     customer_phone: str = Field(description="仅单个客户时，否则为空字符串")
     service_category: str
     lead_source: str
-    assigned_to_openid: str | None = Field(
-        None,
-        exclude_if=lambda value: value is None,
-        description="顾问已绑定微信时才有",
-    )
 
 
 class AssignedCustomerOut(CustomerOut):

@@ -14,9 +14,18 @@ from wxcrm.customers.models import FollowUp
 from wxcrm.customers.needs import EDUCATION_LEVELS, REST_SCHEDULES, HouseholdIn
 from wxcrm.customers.schemas import CustomerOut, InModel, OutModel
 
-# The original's alternative names for two fields (staff-api §6.3): used when the field itself
-# is absent or null (the field wins), never stored under their own name.
+# The original's alternative names for two fields (staff-api §6.3), by Python name.
 _ALIASES = (("notes", "remarks"), ("service_type", "service_category"))
+
+
+def fold_aliases(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (by Python name) without the aliases, each given to its field when the field
+    is absent or empty (the field wins), as the original did on create."""
+    for alias, field in _ALIASES:
+        given = values.pop(alias, None)
+        if given is not None and not values.get(field):
+            values[field] = given
+    return values
 
 
 class _CustomerFields(HouseholdIn):
@@ -35,12 +44,7 @@ class _CustomerFields(HouseholdIn):
     def fields(self, *, sent_only: bool = False) -> dict[str, Any]:
         """The fields by Python name, aliases folded into their fields; `sent_only`: those
         the request set (an update)."""
-        values = self.model_dump(exclude_unset=sent_only, exclude={alias for alias, _ in _ALIASES})
-        for alias, field in _ALIASES:
-            given = getattr(self, alias)
-            if given is not None and values.get(field) is None:
-                values[field] = given
-        return values
+        return fold_aliases(self.model_dump(exclude_unset=sent_only))
 
 
 class CustomerCreateIn(_CustomerFields):
@@ -129,13 +133,13 @@ class FollowUpOut(OutModel):
 
 
 class ActionEvent(OutModel):
-    """The customer did something in the mini program."""
+    """The customer did something in the mini program (who in WeChat, its openid, is never
+    shown to staff)."""
 
     type: Literal["action"]
     time: datetime
     action_type: str
     advisor_id: str
-    openid: str
     action_data: dict[str, Any]
 
 

@@ -17,9 +17,15 @@ from wxcrm.core.phones import normalize_phone
 from wxcrm.core.settings import Settings
 from wxcrm.customers.leads import new_customer_number
 from wxcrm.customers.models import AssignmentHistory, Customer, CustomerAction, FollowUp
-from wxcrm.customers.needs import HOUSEHOLD_FIELDS, legacy_need_values
+from wxcrm.customers.needs import NEED_CARD_TARGETS, legacy_need_values
 from wxcrm.customers.permissions import may_see
-from wxcrm.customers.records.filters import CustomerFilters, day_start, filtered
+from wxcrm.customers.records.filters import (
+    SIGNED,
+    TOP_LEVEL,
+    CustomerFilters,
+    day_start,
+    filtered,
+)
 from wxcrm.customers.records.schemas import (
     CustomerCreateIn,
     CustomerUpdateIn,
@@ -29,7 +35,7 @@ from wxcrm.customers.records.schemas import (
 from wxcrm.users.models import User
 
 NOT_FOUND = "客户不存在"
-_SORT_COLUMNS = {
+SORT_COLUMNS = {
     SortField.created_at: Customer.created_at,
     SortField.updated_at: Customer.updated_at,
     SortField.name: Customer.name,
@@ -79,15 +85,11 @@ async def get_visible(session: AsyncSession, user: User, customer_id: str) -> Cu
 PHONE_TAKEN = "该手机号已被其他客户使用"
 WECHAT_TAKEN = "该微信号已被其他客户使用"
 MISSING_CONTACT = "请填写手机号或微信号"
-SIGNED = "已签约"
 # Input names that are another column's: the form's `remarks` is the column `remark`.
 _COLUMNS = {"remarks": "remark"}
 # The grade only managers give by hand (staff-api §4.6); a customer already graded so may
 # still be edited by its advisor, whose form sends the grade back unchanged.
-TOP_LEAD_LEVEL = "O类"
 TOP_LEAD_LEVEL_FORBIDDEN = "只有管理员和经理可以手动设置线索等级为O类"
-# What an older need card may fill in (needs.legacy_need_values), as stored now.
-_NEED_TARGETS = (*HOUSEHOLD_FIELDS, "service_category", "address")
 
 
 async def add_customer(
@@ -199,10 +201,25 @@ async def create_customer(
 ) -> Customer:
     check_choices(settings, body.model_dump(by_alias=True))
     fields = body.fields()
-    fields |= legacy_need_values(fields, {}, settings.service_categories)
+    fields |= need_card_values(settings, fields)
     # An advisor's own customer; a manager's new customer starts in the public pool.
     owner = None if user.is_staff_manager else user.id
     return await add_customer(session, fields, by=user, owner_id=owner)
+
+
+def need_card_values(
+    settings: Settings, fields: dict[str, Any], customer: Customer | None = None
+) -> dict[str, Any]:
+    """The structured fields the older need card in `fields` fills, where neither `fields`
+    nor the stored `customer` has a value (needs.legacy_need_values)."""
+    stored = {name: getattr(customer, name) for name in NEED_CARD_TARGETS} if customer else {}
+    return legacy_need_values(fields, stored, settings.service_categories)
+
+
+def raises_to_top_level(user: User, level: str | None, stored_level: str | None) -> bool:
+    """Whether `user` would set the O类 level by hand, which only admins and managers may.
+    Only a change is: an advisor's form sends an O类 customer's level back unchanged."""
+    return level == TOP_LEVEL and stored_level != TOP_LEVEL and not user.is_staff_manager
 
 
 async def update_customer(
@@ -213,14 +230,9 @@ async def update_customer(
     changes = body.fields(sent_only=True)
     if {"is_frozen", "frozen_reason"} & changes.keys() and not user.is_staff_manager:
         raise Forbidden("只有管理员和经理可以冻结客户")
-    if (
-        changes.get("lead_level") == TOP_LEAD_LEVEL
-        and customer.lead_level != TOP_LEAD_LEVEL
-        and not user.is_staff_manager
-    ):
+    if raises_to_top_level(user, changes.get("lead_level"), customer.lead_level):
         raise Forbidden(TOP_LEAD_LEVEL_FORBIDDEN)
-    stored = {name: getattr(customer, name) for name in _NEED_TARGETS}
-    changes |= legacy_need_values(changes, stored, settings.service_categories)
+    changes |= need_card_values(settings, changes, customer)
     await apply_changes(session, customer, changes, by=user)
     return customer
 
@@ -245,7 +257,7 @@ async def list_customers(
     total = await session.scalar(
         filtered(select(func.count()).select_from(Customer), user, filters)
     )
-    column = _SORT_COLUMNS[sort]
+    column = SORT_COLUMNS[sort]
     if sort is SortField.last_follow_up_at:
         # Never followed up sorts as longest ago, on every database alike.
         order = column.desc().nulls_last() if descending else column.asc().nulls_first()
@@ -295,7 +307,6 @@ async def timeline(session: AsyncSession, customer: Customer) -> list[dict[str, 
             "time": a.created_at,
             "actionType": a.action_type,
             "advisorId": a.advisor_id,
-            "openid": a.openid,
             "actionData": a.action_data,
         }
         for a in actions

@@ -2,8 +2,9 @@
 
 The deployed mini program reads such a refusal from a body with the route's normal status
 (200, or 201 for a POST), `success: false`, a Chinese `message` and an `error` string it
-branches on. Services raise `Refused`; the router answers it, after rolling back whatever
-the request had done. Bad input and missing credentials stay 4xx.
+branches on. Services raise `Refused`; it leaves the route, so the request's transaction is
+rolled back, and the router's handler (installed by the app) answers it. Bad input and
+missing credentials stay 4xx.
 """
 
 from __future__ import annotations

@@ -10,16 +10,14 @@ app before the console's customer routers, whose `/api/customers/{id}` would tak
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.idempotency import MAX_KEY_LENGTH
+from wxcrm.core.idempotency import MAX_KEY_LENGTH, Replay
 from wxcrm.customers.assignment.schemas import AssignIn
 from wxcrm.customers.schemas import CustomerId
 from wxcrm.customers.staffapp import service
@@ -35,7 +33,6 @@ from wxcrm.customers.staffapp.schemas import (
     FollowUpItemOut,
     FollowUpStatusOut,
     ManagerStatisticsOut,
-    SanitisedCustomer,
     StaffAssignedOut,
     StaffCustomerDetailOut,
     StaffCustomerOut,
@@ -62,18 +59,14 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def _answer(
-    session: AsyncSession,
-    envelope: type[StaffEnvelope[T]],
-    message: str,
-    work: Awaitable[T],
-) -> StaffEnvelope[T]:
-    try:
-        data = await work
-    except Refused as refused:
-        await session.rollback()  # a refused operation changes nothing
-        return envelope.refusal(refused)
-    return envelope.of(data, message)
+async def answer_refusal(request: Request, exc: Exception) -> JSONResponse:
+    """A refused operation, as the mini program reads it: the route's normal status (201 for
+    a POST), `success: false`. Raised out of the route, so the request's transaction (and a
+    create's idempotency key) was rolled back."""
+    assert isinstance(exc, Refused)
+    status = 201 if request.method == "POST" else 200
+    body = StaffEnvelope[None].refusal(exc).model_dump(mode="json", by_alias=True)
+    return JSONResponse(body, status_code=status)
 
 
 class _SortedJSON(JSONResponse):
@@ -94,22 +87,16 @@ async def statistics(
     query: ListQuery, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> StaffEnvelope[Statistics]:
     """Counts by contract status (admins, managers: also by source and category)."""
-    return await _answer(
-        session,
-        StaffEnvelope[Statistics],
-        "统计信息获取成功",
-        service.statistics(session, settings, user, query),
+    return StaffEnvelope[Statistics].of(
+        await service.statistics(session, settings, user, query), "统计信息获取成功"
     )
 
 
 @router.get("/miniprogram/today-todo-stats")
 async def today_todo(session: SessionDep, user: CurrentUser) -> StaffEnvelope[TodayTodoOut]:
     """Today's and this month's numbers (advisors: of their own customers)."""
-    return await _answer(
-        session,
-        StaffEnvelope[TodayTodoOut],
-        "客户信息统计获取成功",
-        service.today_todo(session, user),
+    return StaffEnvelope[TodayTodoOut].of(
+        await service.today_todo(session, user), "客户信息统计获取成功"
     )
 
 
@@ -118,11 +105,8 @@ async def list_customers(
     query: ListQuery, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> StaffEnvelope[StaffCustomerPage]:
     """Customers the caller may see (not the pool's), filtered, sorted and paged."""
-    return await _answer(
-        session,
-        StaffEnvelope[StaffCustomerPage],
-        "客户列表获取成功",
-        service.list_customers(session, settings, user, query),
+    return StaffEnvelope[StaffCustomerPage].of(
+        await service.list_customers(session, settings, user, query), "客户列表获取成功"
     )
 
 
@@ -142,13 +126,8 @@ async def create_customer(
     """Create a customer (201 also when refused: see `success`)."""
     key = (idempotency_key or "").strip() or None
     envelope = StaffEnvelope[CreatedCustomerOut]
-    try:
-        created = await service.create_customer(session, settings, user, body, key)
-    except Refused as refused:
-        await session.rollback()  # the idempotency key too: a retry tries again
-        answer = envelope.refusal(refused).model_dump(mode="json", by_alias=True)
-        return _SortedJSON(answer, status_code=201)
-    if isinstance(created, service.Replay):
+    created = await service.create_customer(session, settings, user, body, key)
+    if isinstance(created, Replay):
         return _SortedJSON(created.body, status_code=created.status_code)
     answer = envelope.of(created, "客户创建成功").model_dump(mode="json", by_alias=True)
     if key:
@@ -159,11 +138,8 @@ async def create_customer(
 @router.get("/miniprogram/employees/list")
 async def employees(session: SessionDep, user: CurrentUser) -> StaffEnvelope[list[EmployeeOut]]:
     """Active staff to assign to (advisors: only themselves)."""
-    return await _answer(
-        session,
-        StaffEnvelope[list[EmployeeOut]],
-        "获取员工列表成功",
-        service.employees(session, user),
+    return StaffEnvelope[list[EmployeeOut]].of(
+        await service.employees(session, user), "获取员工列表成功"
     )
 
 
@@ -172,11 +148,8 @@ async def detail(
     customer_id: CustomerId, session: SessionDep, user: CurrentUser
 ) -> StaffEnvelope[StaffCustomerDetailOut]:
     """One customer, the people it names, and its newest follow-ups."""
-    return await _answer(
-        session,
-        StaffEnvelope[StaffCustomerDetailOut],
-        "客户详情获取成功",
-        service.detail(session, user, customer_id),
+    return StaffEnvelope[StaffCustomerDetailOut].of(
+        await service.detail(session, user, customer_id), "客户详情获取成功"
     )
 
 
@@ -187,13 +160,11 @@ async def update_customer(
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentUser,
-) -> StaffEnvelope[SanitisedCustomer]:
+) -> StaffEnvelope[StaffCustomerOut]:
     """Change a customer's fields (advisors: their own; a new owner: admins, managers)."""
-    return await _answer(
-        session,
-        StaffEnvelope[SanitisedCustomer],
+    return StaffEnvelope[StaffCustomerOut].of(
+        await service.update_customer(session, settings, user, customer_id, body),
         "客户信息更新成功",
-        service.update_customer(session, settings, user, customer_id, body),
     )
 
 
@@ -206,13 +177,11 @@ async def assign(
     user: CurrentUser,
 ) -> StaffEnvelope[StaffAssignedOut]:
     """Assign a customer to an advisor (admins, managers); the advisor is notified."""
-    return await _answer(
-        session,
-        StaffEnvelope[StaffAssignedOut],
-        "客户分配成功",
-        service.assign(
+    return StaffEnvelope[StaffAssignedOut].of(
+        await service.assign(
             session, settings, user, customer_id, body.assigned_to, body.assignment_reason
         ),
+        "客户分配成功",
     )
 
 
@@ -221,11 +190,8 @@ async def add_follow_up(
     customer_id: CustomerId, body: StaffFollowUpIn, session: SessionDep, user: CurrentUser
 ) -> StaffEnvelope[CreatedFollowUpOut]:
     """Record a follow-up (跟进记录)."""
-    return await _answer(
-        session,
-        StaffEnvelope[CreatedFollowUpOut],
-        "跟进记录创建成功",
-        service.add_follow_up(session, user, customer_id, body),
+    return StaffEnvelope[CreatedFollowUpOut].of(
+        await service.add_follow_up(session, user, customer_id, body), "跟进记录创建成功"
     )
 
 
@@ -234,11 +200,8 @@ async def follow_ups(
     customer_id: CustomerId, session: SessionDep, user: CurrentUser
 ) -> StaffEnvelope[list[FollowUpItemOut]]:
     """A customer's follow-ups, newest first."""
-    return await _answer(
-        session,
-        StaffEnvelope[list[FollowUpItemOut]],
-        "跟进记录获取成功",
-        service.follow_ups(session, user, customer_id),
+    return StaffEnvelope[list[FollowUpItemOut]].of(
+        await service.follow_ups(session, user, customer_id), "跟进记录获取成功"
     )
 
 
@@ -247,11 +210,8 @@ async def assignment_logs(
     customer_id: CustomerId, session: SessionDep, user: CurrentUser
 ) -> StaffEnvelope[list[AssignmentLogOut]]:
     """A customer's changes of owner, newest first."""
-    return await _answer(
-        session,
-        StaffEnvelope[list[AssignmentLogOut]],
-        "分配历史获取成功",
-        service.assignment_logs(session, user, customer_id),
+    return StaffEnvelope[list[AssignmentLogOut]].of(
+        await service.assignment_logs(session, user, customer_id), "分配历史获取成功"
     )
 
 
@@ -264,11 +224,8 @@ async def release(
     user: CurrentUser,
 ) -> StaffEnvelope[StaffCustomerOut]:
     """Release a customer to the public pool (its owner, admins, managers)."""
-    return await _answer(
-        session,
-        StaffEnvelope[StaffCustomerOut],
-        "客户已释放到公海",
-        service.release(session, settings, user, customer_id, body.reason),
+    return StaffEnvelope[StaffCustomerOut].of(
+        await service.release(session, settings, user, customer_id, body.reason), "客户已释放到公海"
     )
 
 
@@ -277,9 +234,6 @@ async def follow_up_status(
     customer_id: CustomerId, session: SessionDep, user: CurrentUser
 ) -> StaffEnvelope[FollowUpStatusOut]:
     """A customer's follow-up status (跟进状态) and what it is made of."""
-    return await _answer(
-        session,
-        StaffEnvelope[FollowUpStatusOut],
-        "跟进状态获取成功",
-        service.follow_up_state(session, user, customer_id),
+    return StaffEnvelope[FollowUpStatusOut].of(
+        await service.follow_up_state(session, user, customer_id), "跟进状态获取成功"
     )

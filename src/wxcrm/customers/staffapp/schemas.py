@@ -16,15 +16,20 @@ from wxcrm.core.envelope import now_ms
 from wxcrm.core.ids import is_object_id
 from wxcrm.core.phones import normalize_phone
 from wxcrm.core.types import in_date_range
-from wxcrm.customers.needs import HouseholdIn
+from wxcrm.customers.assignment.schemas import AssignNotificationData
+from wxcrm.customers.needs import HouseholdIn, day_in_beijing
 from wxcrm.customers.records.filters import FollowUpStatus, LeadStatus
 from wxcrm.customers.records.schemas import FollowUpMethod
 from wxcrm.customers.schemas import CustomerOut, InModel, OutModel
 from wxcrm.customers.staffapp.refusals import Refused
+from wxcrm.users.models import User
+from wxcrm.users.schemas import wire_role
 
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
+# Past any page a list of customers has; a larger one would overflow the database's offset.
+MAX_PAGE = 100_000
 MAX_FOLLOW_UP = 1000
 MAX_REASON = 200
 
@@ -127,21 +132,7 @@ def _user_id(value: Any) -> Any:
 
 def _day(message: str) -> Callable[[Any], Any]:
     """A date, or a time (read as its day in Beijing): what the mini program's pickers send."""
-
-    def check(value: Any) -> Any:
-        value = _blank_to_none(value)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise ValueError(message)
-        try:
-            moment = _moment(value.strip())
-            day = moment.astimezone(SHANGHAI).date() if isinstance(moment, datetime) else moment
-            return in_date_range(day)
-        except ValueError:
-            raise ValueError(message) from None
-
-    return check
+    return lambda value: day_in_beijing(value, message)
 
 
 def _moment(text: str) -> date | datetime:
@@ -157,6 +148,8 @@ def _moment(text: str) -> date | datetime:
 
 
 class SortBy(StrEnum):
+    """The original's four sorts (the console's `SortField` also sorts by last follow-up)."""
+
     created_at = "createdAt"
     updated_at = "updatedAt"
     name = "name"
@@ -192,7 +185,7 @@ def _one_of(
         value = _blank_to_none(value)
         if value is None:
             return default
-        if value not in {choice.value for choice in choices}:
+        if not isinstance(value, str) or value not in {choice.value for choice in choices}:
             raise ValueError(message)
         return value
 
@@ -215,7 +208,7 @@ class StaffListQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    page: Annotated[int, BeforeValidator(_whole_number(1, 1, None, "页码"))] = Field(
+    page: Annotated[int, BeforeValidator(_whole_number(1, 1, MAX_PAGE, "页码"))] = Field(
         1, description="页码，从 1 开始"
     )
     limit: Annotated[int, BeforeValidator(_whole_number(10, 1, MAX_PAGE_SIZE, "每页条数"))] = Field(
@@ -402,34 +395,12 @@ FOLLOW_UP_STATUS = "跟进状态：新客未跟进、流转未跟进、已跟进
 
 
 class StaffCustomerOut(CustomerOut):
-    """A customer as the staff mini program shows it: the whole record."""
+    """A customer as the staff mini program shows it: the whole record, to whoever may see
+    it. (The original masked the phone of a customer an advisor did not own, in the answers
+    where an advisor gave a customer away; here an advisor cannot, so no answer needs it.)"""
 
     assigned_to_user: UserName | None
     follow_up_status: str | None = Field(description=FOLLOW_UP_STATUS)
-
-
-class StaffCustomerBaseOut(OutModel):
-    """What an advisor sees of a customer it does not own: the base fields, the phone
-    masked."""
-
-    id: str = Field(alias="_id")
-    customer_id: str
-    name: str
-    phone: str = Field(description="遮蔽的手机号，如 138****5678；没有时为空字符串")
-    contract_status: str
-    service_category: str | None
-    lead_source: str
-    lead_level: str | None
-    created_at: datetime
-    updated_at: datetime
-    assigned_to: str | None
-    assigned_to_user: UserName | None
-    transfer_count: int
-    last_transferred_at: datetime | None
-    follow_up_status: str | None = Field(description=FOLLOW_UP_STATUS)
-
-
-SanitisedCustomer = StaffCustomerOut | StaffCustomerBaseOut
 
 
 class StaffListItemOut(StaffCustomerOut):
@@ -480,29 +451,15 @@ class CreatedCustomerOut(OutModel):
     id: str = Field(description="客户记录 _id")
     customer_id: str = Field(description="客户编号")
     created_at: datetime
-    customer: SanitisedCustomer
+    customer: StaffCustomerOut
     action: Literal["CREATED"] = "CREATED"
-
-
-class StaffNotificationData(OutModel):
-    """The assignment notification's data, as the original answered it."""
-
-    assigned_to_id: str
-    customer_name: str
-    customer_phone: str
-    source: str
-    assigner_name: str
-    customer_id: str = Field(description="客户记录 _id")
-    assign_time: str
-    service_category: str
-    lead_source: str
 
 
 class StaffAssignedOut(StaffCustomerOut):
     """The customer as now assigned (`customerId` is its number), with the notification's
     data (null when the customer already was the advisor's)."""
 
-    notification_data: StaffNotificationData | None
+    notification_data: AssignNotificationData | None
 
 
 class ManagerStatisticsOut(OutModel):
@@ -552,6 +509,20 @@ class EmployeeOut(OutModel):
     phone: str
     email: str
     status: Literal["active", "inactive"]
+
+    @classmethod
+    def of(cls, user: User) -> Self:
+        return cls.model_validate(
+            {
+                "_id": user.id,
+                "name": user.name,
+                "role": wire_role(user.role),
+                "department": user.department or "未分配",
+                "phone": user.phone or "",
+                "email": "",  # we keep no email
+                "status": "active" if user.is_active else "inactive",
+            }
+        )
 
 
 class FollowUpStatusOut(OutModel):

@@ -14,28 +14,27 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core import clock, idempotency
 from wxcrm.core.errors import Conflict
-from wxcrm.core.phones import mask_phone
 from wxcrm.core.settings import Settings
 from wxcrm.customers.assignment import service as assignment_service
 from wxcrm.customers.assignment.service import AssignChannel, AssigneeProblem
 from wxcrm.customers.models import AssignmentHistory, Customer, FollowUp
-from wxcrm.customers.needs import NUMBER_FIELDS, legacy_need_values
+from wxcrm.customers.needs import NUMBER_FIELDS
 from wxcrm.customers.permissions import may_see
 from wxcrm.customers.pool import service as pool_service
 from wxcrm.customers.pool.service import PoolChannel
 from wxcrm.customers.records import service as records
 from wxcrm.customers.records.filters import (
-    TOP_LEVEL,
     CustomerFilters,
     filtered,
     follow_up_status,
 )
-from wxcrm.customers.records.schemas import FollowUpIn
+from wxcrm.customers.records.schemas import FollowUpIn, SortField, fold_aliases
+from wxcrm.customers.reminders import due_on
 from wxcrm.customers.staffapp import refusals
 from wxcrm.customers.staffapp.refusals import Refused
 from wxcrm.customers.staffapp.schemas import (
@@ -51,11 +50,9 @@ from wxcrm.customers.staffapp.schemas import (
     FollowUpItemOut,
     FollowUpStatusOut,
     ManagerStatisticsOut,
-    SanitisedCustomer,
     SortBy,
     SortOrder,
     StaffAssignedOut,
-    StaffCustomerBaseOut,
     StaffCustomerDetailOut,
     StaffCustomerOut,
     StaffCustomerPage,
@@ -65,13 +62,11 @@ from wxcrm.customers.staffapp.schemas import (
     TodayTodoOut,
 )
 from wxcrm.users.models import User
-from wxcrm.users.schemas import wire_role
+from wxcrm.users.repository import UserRepository
 
-NOT_FOUND = "客户不存在"
 LOST = "流失客户"
 MAY_NOT_ASSIGN = "无权限分配客户"
 TOP_LEVEL_FORBIDDEN = "只有管理员、运营或派单老师可以手动设置线索等级为O类"
-MISSING_CONTACT = "请填写手机号或微信号"
 DUPLICATE_PHONE = "该手机号已存在客户记录"
 DUPLICATE_WECHAT = "该微信号已存在客户记录"
 REASON_GIVEN = "创建时指定负责人"
@@ -81,17 +76,6 @@ DETAIL_FOLLOW_UPS = 100
 # The original lists at most this many staff (one page of its users service).
 MAX_EMPLOYEES = 1000
 IDEMPOTENCY_SCOPE = "staffapp.create"
-# What an older need card may fill in on a change, as stored now (needs.legacy_need_values).
-_NEED_TARGETS = (
-    "service_category",
-    "salary_budget",
-    "rest_schedule",
-    "expected_start_date",
-    "home_area",
-    "family_size",
-    "address",
-)
-_ALIASES = (("notes", "remarks"), ("service_type", "service_category"))
 
 
 # -- the people a customer names ----------------------------------------------------------------
@@ -127,46 +111,11 @@ class People(dict[str, Person]):
 
 
 async def people(session: AsyncSession, ids: Iterable[str | None]) -> People:
-    wanted = {user_id for user_id in ids if user_id}
-    found = People()
-    if wanted:
-        rows = await session.execute(
-            select(User.id, User.name, User.username).where(User.id.in_(wanted))
-        )
-        found.update({row.id: Person(row.id, row.name, row.username) for row in rows})
-    return found
+    rows = await UserRepository(session).names({user_id for user_id in ids if user_id})
+    return People({row.id: Person(row.id, row.name, row.username) for row in rows})
 
 
 # -- what each role receives -----------------------------------------------------------------
-
-
-def sanitised(
-    user: User, customer: Customer, status: str | None, named: People
-) -> SanitisedCustomer:
-    """The whole record for those who may see the customer (admins, managers, its owner);
-    for an advisor who does not own it, the base fields with the phone masked."""
-    owner = named.names(customer.owner_id)
-    if may_see(user, customer):
-        return StaffCustomerOut.of(customer, assignedToUser=owner, followUpStatus=status)
-    return StaffCustomerBaseOut.model_validate(
-        {
-            "_id": customer.id,
-            "customerId": customer.customer_no,
-            "name": customer.name,
-            "phone": mask_phone(customer.phone),
-            "contractStatus": customer.contract_status,
-            "serviceCategory": customer.service_category,
-            "leadSource": customer.lead_source,
-            "leadLevel": customer.lead_level,
-            "createdAt": customer.created_at,
-            "updatedAt": customer.updated_at,
-            "assignedTo": customer.owner_id,
-            "assignedToUser": owner,
-            "transferCount": customer.transfer_count or 0,
-            "lastTransferredAt": customer.last_transferred_at,
-            "followUpStatus": status,
-        }
-    )
 
 
 async def _status(session: AsyncSession, customer_id: str) -> str | None:
@@ -176,13 +125,8 @@ async def _status(session: AsyncSession, customer_id: str) -> str | None:
     return status
 
 
-async def _record(session: AsyncSession, user: User, customer: Customer) -> SanitisedCustomer:
-    """The customer as it now is, for `user`."""
-    status = await _status(session, customer.id)
-    return sanitised(user, customer, status, await people(session, [customer.owner_id]))
-
-
-async def _whole_record(session: AsyncSession, customer: Customer) -> StaffCustomerOut:
+async def _record(session: AsyncSession, customer: Customer) -> StaffCustomerOut:
+    """The customer as it now is."""
     status = await _status(session, customer.id)
     named = await people(session, [customer.owner_id])
     return StaffCustomerOut.of(
@@ -197,7 +141,7 @@ async def _customer(
     see it (else refused as `forbidden`, FORBIDDEN)."""
     customer = await session.get(Customer, customer_id)
     if customer is None:
-        raise Refused(failure, NOT_FOUND)
+        raise Refused(failure, records.NOT_FOUND)
     if not may_see(user, customer):
         raise Refused(forbidden, refusals.FORBIDDEN)
     return customer
@@ -239,14 +183,6 @@ def _filters(settings: Settings, user: User, query: StaffListQuery) -> CustomerF
     )
 
 
-_SORT_COLUMNS = {
-    SortBy.created_at: Customer.created_at,
-    SortBy.updated_at: Customer.updated_at,
-    SortBy.name: Customer.name,
-    SortBy.phone: Customer.phone,
-}
-
-
 async def list_customers(
     session: AsyncSession, settings: Settings, user: User, query: StaffListQuery
 ) -> StaffCustomerPage:
@@ -256,7 +192,7 @@ async def list_customers(
         await session.scalar(filtered(select(func.count()).select_from(Customer), user, filters))
         or 0
     )
-    column = _SORT_COLUMNS[query.sort_by]
+    column = records.SORT_COLUMNS[SortField(query.sort_by.value)]
     descending = query.sort_order is SortOrder.desc
     order = column.desc() if descending else column.asc()
     if query.sort_by is SortBy.phone:
@@ -380,13 +316,10 @@ async def today_todo(session: AsyncSession, user: User) -> TodayTodoOut:
             ).where(owned)
         )
     ).one()
-    due: Select[Any] = (
-        select(func.count())
-        .select_from(FollowUp)
-        .where(_within(FollowUp.next_follow_up_at, today_window))
-    )
+    due_customers = due_on(today)
     if not manager:
-        due = due.join(Customer, Customer.id == FollowUp.customer_id).where(mine)
+        due_customers = due_customers.where(mine)
+    due = select(func.count()).select_from(due_customers.subquery())
     return TodayTodoOut(
         total_leads=counts[0],
         month_assigned=counts[1],
@@ -439,12 +372,7 @@ async def detail(session: AsyncSession, user: User, customer_id: str) -> StaffCu
 def _fields(body: CustomerFieldsIn, *, sent_only: bool) -> dict[str, Any]:
     """The form's fields by Python name, `notes` and `serviceType` folded into `remarks` and
     `serviceCategory` where those are empty."""
-    fields = body.model_dump(exclude_unset=sent_only)
-    for alias, field in _ALIASES:
-        given = fields.pop(alias, None)
-        if given is not None and not fields.get(field):
-            fields[field] = given
-    return fields
+    return fold_aliases(body.model_dump(exclude_unset=sent_only))
 
 
 def _check(
@@ -459,13 +387,45 @@ def _check(
             "leadLevel": fields.get("lead_level"),
         },
     )
-    # Only a change to O类 is refused: an advisor's form sends an O类 customer's grade back.
-    if (
-        fields.get("lead_level") == TOP_LEVEL
-        and stored_level != TOP_LEVEL
-        and not user.is_staff_manager
-    ):
+    if records.raises_to_top_level(user, fields.get("lead_level"), stored_level):
         raise Refused(TOP_LEVEL_FORBIDDEN, refusals.FORBIDDEN)
+
+
+async def _new_owner(
+    session: AsyncSession, user: User, assigned_to: str | None, owner_id: str | None
+) -> User | None:
+    """The advisor a form's `assignedTo` gives the customer to, if another than `owner_id`:
+    only admins and managers may (advisors are refused), and only to an active advisor."""
+    if not assigned_to or assigned_to == owner_id:
+        return None
+    if not user.is_staff_manager:
+        raise Refused(MAY_NOT_ASSIGN, refusals.FORBIDDEN)
+    return await _assignee(session, assigned_to)
+
+
+async def _assign_now(
+    session: AsyncSession,
+    settings: Settings,
+    customer: Customer,
+    to: User,
+    by: User,
+    reason: str | None,
+) -> dict[str, Any] | None:
+    """Assign through the assignment service (history, the advisor's notification); the
+    customer is read again, and the notification's data returned."""
+    assignment = await assignment_service.assign(
+        session,
+        settings,
+        customer_ids=[customer.id],
+        to=to,
+        by=by,
+        reason=reason,
+        channel=AssignChannel.miniprogram,
+    )
+    if assignment.result.failed:
+        raise Refused(assignment.result.failed[0].message)
+    await session.refresh(customer)
+    return assignment.notification_data
 
 
 async def _assignee(session: AsyncSession, user_id: str) -> User:
@@ -475,21 +435,13 @@ async def _assignee(session: AsyncSession, user_id: str) -> User:
     return found
 
 
-@dataclass(frozen=True)
-class Replay:
-    """The answer a request with the same idempotency key already had."""
-
-    status_code: int
-    body: dict[str, Any]
-
-
 async def create_customer(
     session: AsyncSession,
     settings: Settings,
     user: User,
     body: CustomerCreateIn,
     idempotency_key: str | None,
-) -> CreatedCustomerOut | Replay:
+) -> CreatedCustomerOut | idempotency.Replay:
     """A new customer, the creator's unless `assignedTo` names someone: an advisor may name
     only itself; an admin or manager an active advisor, who is then assigned it (history,
     notification). With an idempotency key, a retry gets the first answer instead."""
@@ -501,20 +453,16 @@ async def create_customer(
             session, _idempotency_scope(user), idempotency_key, fingerprint
         )
         if first is not None:
-            return Replay(first.status_code, first.body)
+            return first
 
     fields = _fields(body, sent_only=False)
     assigned_to = fields.pop("assigned_to")
     reason = fields.pop("assignment_reason")
     _check(settings, user, fields, None)
-    to: User | None = None
-    if assigned_to and assigned_to != user.id:
-        if not user.is_staff_manager:
-            raise Refused(MAY_NOT_ASSIGN, refusals.FORBIDDEN)
-        to = await _assignee(session, assigned_to)
+    to = await _new_owner(session, user, assigned_to, user.id)
     if not fields.get("phone") and not fields.get("wechat_id"):
-        raise Refused(MISSING_CONTACT, refusals.MISSING_CONTACT)
-    fields |= legacy_need_values(fields, {}, settings.service_categories)
+        raise Refused(records.MISSING_CONTACT, refusals.MISSING_CONTACT)
+    fields |= records.need_card_values(settings, fields)
     default_reason = REASON_GIVEN if assigned_to else REASON_DEFAULT
     try:
         customer = await records.add_customer(
@@ -528,22 +476,13 @@ async def create_customer(
     except Conflict as conflict:
         raise _duplicate(conflict) from conflict
     if to is not None:
-        await assignment_service.assign(
-            session,
-            settings,
-            customer_ids=[customer.id],
-            to=to,
-            by=user,
-            reason=reason or REASON_GIVEN,
-            channel=AssignChannel.miniprogram,
-        )
-        await session.refresh(customer)
+        await _assign_now(session, settings, customer, to, user, reason or REASON_GIVEN)
     return CreatedCustomerOut.model_validate(
         {
             "id": customer.id,
             "customerId": customer.customer_no,
             "createdAt": customer.created_at,
-            "customer": await _record(session, user, customer),
+            "customer": await _record(session, customer),
         }
     )
 
@@ -573,7 +512,7 @@ async def update_customer(
     user: User,
     customer_id: str,
     body: CustomerFieldsIn,
-) -> SanitisedCustomer:
+) -> StaffCustomerOut:
     """Change the fields sent. A number sent empty keeps its value. A new owner (admins and
     managers only) is an assignment, with its history and notification."""
     customer = await _customer(
@@ -586,35 +525,19 @@ async def update_customer(
         if number in changes and changes[number] is None:
             del changes[number]  # the mini program's "not filled in"
     _check(settings, user, changes, customer.lead_level)
-    to: User | None = None
-    if assigned_to and assigned_to != customer.owner_id:
-        if not user.is_staff_manager:
-            raise Refused(MAY_NOT_ASSIGN, refusals.FORBIDDEN)
-        to = await _assignee(session, assigned_to)
+    to = await _new_owner(session, user, assigned_to, customer.owner_id)
     phone = changes["phone"] if "phone" in changes else customer.phone
     wechat_id = changes["wechat_id"] if "wechat_id" in changes else customer.wechat_id
     if not phone and not wechat_id:
-        raise Refused(MISSING_CONTACT, refusals.MISSING_CONTACT)
-    stored = {name: getattr(customer, name) for name in _NEED_TARGETS}
-    changes |= legacy_need_values(changes, stored, settings.service_categories)
+        raise Refused(records.MISSING_CONTACT, refusals.MISSING_CONTACT)
+    changes |= records.need_card_values(settings, changes, customer)
     try:
         await records.apply_changes(session, customer, changes, by=user)
     except Conflict as conflict:
         raise Refused("客户信息更新失败", conflict.message) from conflict
     if to is not None:
-        assignment = await assignment_service.assign(
-            session,
-            settings,
-            customer_ids=[customer.id],
-            to=to,
-            by=user,
-            reason=reason,
-            channel=AssignChannel.miniprogram,
-        )
-        if assignment.result.failed:
-            raise Refused(assignment.result.failed[0].message)
-        await session.refresh(customer)
-    return await _record(session, user, customer)
+        await _assign_now(session, settings, customer, to, user, reason)
+    return await _record(session, customer)
 
 
 async def assign(
@@ -632,25 +555,11 @@ async def assign(
         raise Refused(MAY_NOT_ASSIGN)
     customer = await session.get(Customer, customer_id)
     if customer is None:
-        raise Refused(NOT_FOUND)
+        raise Refused(records.NOT_FOUND)
     to = await _assignee(session, assigned_to)
     notification: dict[str, Any] | None = None
     if customer.owner_id != to.id:
-        assignment = await assignment_service.assign(
-            session,
-            settings,
-            customer_ids=[customer.id],
-            to=to,
-            by=user,
-            reason=reason,
-            channel=AssignChannel.miniprogram,
-        )
-        if assignment.result.failed:
-            raise Refused(assignment.result.failed[0].message)
-        await session.refresh(customer)
-        # The original's notificationData: the advisor's openid is none of the caller's business.
-        notification = dict(assignment.notification_data or {})
-        notification.pop("assignedToOpenid", None)
+        notification = await _assign_now(session, settings, customer, to, user, reason)
     status = await _status(session, customer.id)
     named = await people(session, [customer.owner_id])
     return StaffAssignedOut.of(
@@ -792,7 +701,7 @@ async def release(
     and never a frozen customer (the original's checks, in its order)."""
     customer = await session.get(Customer, customer_id)
     if customer is None:
-        raise Refused(NOT_FOUND)
+        raise Refused(records.NOT_FOUND)
     if customer.owner_id is None:
         raise Refused(pool_service.ALREADY_IN_POOL)
     if customer.is_frozen:
@@ -802,36 +711,13 @@ async def release(
     result = await pool_service.release_one(session, settings, user, customer_id, reason)
     if result.failed:  # signed (advisors), or someone moved it meanwhile
         raise Refused(result.failed[0].message)
-    return await _whole_record(session, result.done[0])
+    return await _record(session, result.done[0])
 
 
 async def employees(session: AsyncSession, user: User) -> list[EmployeeOut]:
     """Active staff, newest first, for admins and managers; an advisor only itself."""
-    if user.is_staff_manager:
-        rows: Sequence[Any] = (
-            await session.execute(
-                select(User.id, User.name, User.role, User.department, User.phone, User.is_active)
-                .where(User.is_active.is_(True))
-                .order_by(User.created_at.desc(), User.id.desc())
-                .limit(MAX_EMPLOYEES)
-            )
-        ).all()
-    else:
-        rows = [(user.id, user.name, user.role, user.department, user.phone, user.is_active)]
-    return [
-        EmployeeOut.model_validate(
-            {
-                "_id": user_id,
-                "name": name,
-                "role": wire_role(role),
-                "department": department or "未分配",
-                "phone": phone or "",
-                "email": "",
-                "status": "active" if active else "inactive",
-            }
-        )
-        for user_id, name, role, department, phone, active in rows
-    ]
+    staff = await UserRepository(session).active(MAX_EMPLOYEES) if user.is_staff_manager else [user]
+    return [EmployeeOut.of(member) for member in staff]
 
 
 async def follow_up_state(session: AsyncSession, user: User, customer_id: str) -> FollowUpStatusOut:

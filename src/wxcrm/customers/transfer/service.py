@@ -53,9 +53,9 @@ from wxcrm.customers.leads import (
     new_customer_number,
 )
 from wxcrm.customers.models import Customer
-from wxcrm.customers.needs import HOUSEHOLD_FIELDS, REST_SCHEDULES, HouseholdIn, legacy_need_values
-from wxcrm.customers.records.filters import CustomerFilters, filtered
-from wxcrm.customers.records.service import MISSING_CONTACT, SIGNED
+from wxcrm.customers.needs import HOUSEHOLD_FIELDS, REST_SCHEDULES, HouseholdIn
+from wxcrm.customers.records.filters import SIGNED, CustomerFilters, filtered
+from wxcrm.customers.records.service import MISSING_CONTACT, need_card_values
 from wxcrm.users.models import Role, User
 
 MAX_IMPORT_ROWS = 10_000
@@ -631,7 +631,7 @@ async def import_rows(
         if household:
             record.update(household)
             if any(row.values.get(key) for key in _NEED_CARD):
-                record.update(legacy_need_values(record, {}, settings.service_categories))
+                record.update(need_card_values(settings, record))
         values.append(record)
     await _insert(session, values, numbers)
     return len(values)
