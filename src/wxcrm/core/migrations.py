@@ -24,6 +24,10 @@ def _upgrade(connection: Connection) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            raise RuntimeError(f"the migration left rows pointing at nothing: {broken[:5]}")
 
 
 async def migrate(engine: AsyncEngine) -> None:
@@ -32,6 +36,13 @@ async def migrate(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             await connection.exec_driver_sql("SELECT pg_advisory_lock(724015)")
+        if connection.dialect.name == "sqlite":
+            # Alembic changes a SQLite table by copying it, dropping it and renaming the
+            # copy: with foreign keys on, dropping a table others point at fails (or
+            # cascades). The pragma works only outside a transaction, so on the raw
+            # connection before the first statement; the links are checked after instead.
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         try:
             await connection.run_sync(_upgrade)
             await connection.commit()
@@ -39,3 +50,5 @@ async def migrate(engine: AsyncEngine) -> None:
             if connection.dialect.name == "postgresql":
                 await connection.exec_driver_sql("SELECT pg_advisory_unlock(724015)")
                 await connection.commit()
+            if connection.dialect.name == "sqlite":
+                await connection.invalidate()  # never pooled with foreign keys off

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
-MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+MAINLAND_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 # Separators people type inside a number; anything else makes it not a phone number at all.
 _SEPARATORS = re.compile(r"[\s\-()（）]")
 
@@ -12,9 +13,10 @@ _SEPARATORS = re.compile(r"[\s\-()（）]")
 def normalize_phone(raw: str) -> str | None:
     """The 11-digit mainland mobile number in `raw`, or None when it is not one.
 
-    Spaces, dashes and brackets are dropped, and a +86 / 86 country prefix.
+    Full-width digits (a Chinese input method's) count as digits; spaces, dashes and
+    brackets are dropped, and a +86 / 86 country prefix.
     """
-    digits = _SEPARATORS.sub("", raw)
+    digits = _SEPARATORS.sub("", unicodedata.normalize("NFKC", raw))
     if digits.startswith("+86"):
         digits = digits[3:]
     elif digits.startswith("86") and len(digits) == 13:

@@ -9,7 +9,9 @@ Revises: b7e1c0a9d2f4
 Create Date: 2026-11-30 11:11:41.510534
 """
 
+import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -20,6 +22,9 @@ revision: str = "bd9b90743cfb"
 down_revision: str | None = "b7e1c0a9d2f4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Alembic's own logger: `wxcrm migrate` (and a server migrating at start-up) shows it.
+log = logging.getLogger("alembic.runtime.migration")
 
 
 def upgrade() -> None:
@@ -89,6 +94,11 @@ def upgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("department", sa.String(length=64), nullable=True))
 
+    if op.get_bind().dialect.name == "postgresql":
+        # Tables never analysed (a restore, a bulk import) and just altered look empty to
+        # the planner: the steps below then scan all customers once per row they touch.
+        op.execute("ANALYZE customers, customer_actions")
+    _trim_wechat_ids()
     _move_lead_openids()
     _clear_duplicate_wechat_ids()
     _normalise_staff_phones()
@@ -130,61 +140,116 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(batch_op.f("uq_users_phone"), ["phone"])
 
 
+# What the old console left around a WeChat id (the app strips what staff type now): tabs,
+# line breaks and the full-width space of Chinese input methods as well as plain spaces.
+_BLANKS = " \t\r\n\u3000"
+
+
+def _trim_wechat_ids() -> None:
+    """The old console stored an empty WeChat id as '' (or spaces): that is no WeChat id, and
+    not one shared by every such customer. Others lose surrounding blanks, as the app's input
+    does, so that ' abc' and 'abc' are seen as the same id."""
+    bind = op.get_bind()
+    trim = "btrim" if bind.dialect.name == "postgresql" else "trim"
+    bind.execute(
+        sa.text(
+            f"UPDATE customers SET wechat_id = NULLIF({trim}(wechat_id, :blanks), '')"
+            f" WHERE wechat_id <> {trim}(wechat_id, :blanks) OR wechat_id = ''"
+        ),
+        {"blanks": _BLANKS},
+    )
+
+
 def _move_lead_openids() -> None:
     # Leads made by a mini-program action kept the actor's openid as their WeChat id.
     op.execute(
         "UPDATE customers SET openid = wechat_id, wechat_id = NULL"
-        " WHERE wechat_id IN (SELECT openid FROM customer_actions)"
+        " WHERE wechat_id IS NOT NULL AND EXISTS"
+        " (SELECT 1 FROM customer_actions WHERE customer_actions.openid = customers.wechat_id)"
     )
 
 
 def _clear_duplicate_wechat_ids() -> None:
     """WeChat ids become unique: the oldest customer keeps a shared one; the others lose it,
     and their remark says which it was."""
-    bind = op.get_bind()
-    rows = bind.execute(
-        sa.text(
-            "SELECT id, wechat_id, remark FROM customers WHERE wechat_id IN"
-            " (SELECT wechat_id FROM customers WHERE wechat_id IS NOT NULL"
-            " GROUP BY wechat_id HAVING COUNT(*) > 1)"
-            " ORDER BY wechat_id, created_at, id"
+    # One statement and one sorted pass over the table: a scan per shared value, or an
+    # UPDATE per customer, took minutes with 200,000 customers on PostgreSQL.
+    cleared = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "UPDATE customers SET wechat_id = NULL, remark = COALESCE(remark, '')"
+                " || '（原微信号 ' || wechat_id || ' 与其他客户重复，已清空）'"
+                " WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER"
+                " (PARTITION BY wechat_id ORDER BY created_at, id) AS place"
+                " FROM customers WHERE wechat_id IS NOT NULL) AS ranked WHERE place > 1)"
+            )
         )
-    ).all()
-    kept: set[str] = set()
-    for row in rows:
-        if row.wechat_id not in kept:
-            kept.add(row.wechat_id)
-            continue
-        note = f"（原微信号 {row.wechat_id} 与其他客户重复，已清空）"
-        bind.execute(
-            sa.text("UPDATE customers SET wechat_id = NULL, remark = :remark WHERE id = :id"),
-            {"id": row.id, "remark": f"{row.remark or ''}{note}"},
+        .rowcount
+    )
+    if cleared:
+        log.warning(
+            "%d customers lost a WeChat id another customer has (each remark says which)",
+            cleared,
         )
 
 
 def _normalise_staff_phones() -> None:
     """Staff phones become normalised mainland mobiles, one account each: a number that is
-    not one, or that an older account already has, is cleared (set it again with
-    `wxcrm users update`)."""
+    not one, or that another account keeps (an active one before an inactive, then the
+    oldest), is cleared, and each such account is named in the log: it cannot log in to the
+    staff mini program until `wxcrm users update` gives it a phone."""
     bind = op.get_bind()
     rows = bind.execute(
-        sa.text("SELECT id, phone FROM users WHERE phone IS NOT NULL ORDER BY created_at, id")
+        sa.text(
+            "SELECT id, username, phone FROM users WHERE phone IS NOT NULL"
+            " ORDER BY is_active DESC, created_at, id"
+        )
     ).all()
-    taken: set[str] = set()
+    holders: dict[str, str] = {}
+    changed: list[dict[str, str | None]] = []
     for row in rows:
-        digits = re.sub(r"[\s\-()（）]", "", row.phone)
-        if digits.startswith("+86"):
-            digits = digits[3:]
-        elif digits.startswith("86") and len(digits) == 13:
-            digits = digits[2:]
-        phone = digits if re.fullmatch(r"1[3-9]\d{9}", digits) and digits not in taken else None
-        if phone is not None:
-            taken.add(phone)
+        # Full-width digits and brackets from Chinese input methods are the plain ones.
+        typed = unicodedata.normalize("NFKC", row.phone)
+        phone = _mainland_mobile(typed)
+        if phone is not None and phone in holders:
+            log.warning(
+                "staff account %s: phone %s is already account %s's, so it was cleared;"
+                " it cannot log in to the staff mini program until"
+                " `wxcrm users update %s --phone P`",
+                row.username, _masked(phone), holders[phone], row.username,
+            )  # fmt: skip
+            phone = None
+        elif phone is not None:
+            holders[phone] = row.username
+        elif typed.strip():
+            log.warning(
+                "staff account %s: phone %s is not a mainland mobile, so it was cleared;"
+                " it cannot log in to the staff mini program until"
+                " `wxcrm users update %s --phone P`",
+                row.username, _masked(typed), row.username,
+            )  # fmt: skip
         if phone != row.phone:
-            bind.execute(
-                sa.text("UPDATE users SET phone = :phone WHERE id = :id"),
-                {"id": row.id, "phone": phone},
-            )
+            changed.append({"id": row.id, "phone": phone})
+    if changed:
+        bind.execute(sa.text("UPDATE users SET phone = :phone WHERE id = :id"), changed)
+
+
+def _mainland_mobile(typed: str) -> str | None:
+    # wxcrm.core.phones.normalize_phone as of this revision (revisions never import wxcrm),
+    # with ASCII digits only: `\d` would take other scripts' digits too.
+    digits = re.sub(r"[\s\-()]", "", typed)
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return digits if re.fullmatch(r"1[3-9][0-9]{9}", digits) else None
+
+
+def _masked(typed: str) -> str:
+    """Enough of a number for the operator to recognise it, not to dial it."""
+    digits = re.sub(r"[^0-9]", "", typed)
+    return f"{digits[:3]}****{digits[-4:]}" if len(digits) >= 8 else "****"
 
 
 def downgrade() -> None:
