@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import assert_error
 from tests.customers.conftest import Team, count
 from tests.customers.test_customers import data_of, snapshot
-from tests.factories import add_customer
+from tests.factories import add_customer, new_phone
 from wxcrm.core.types import DATE_RANGE_MESSAGE
 from wxcrm.customers.models import Customer
 from wxcrm.customers.records import service as records_service
@@ -433,6 +433,13 @@ async def test_only_managers_grade_a_customer_o(
         client, team.headers("advisor"), customer.id, leadLevel="O类", remarks="已回访"
     )
     assert (data_of(kept)["leadLevel"], data_of(kept)["remarks"]) == ("O类", "已回访")
+    # Nor may an advisor make a new customer O类 (it would be the same grade by hand).
+    made = await client.post(
+        "/api/customers",
+        json={"name": "周女士", "phone": new_phone(), "leadLevel": "O类"},
+        headers=team.headers("advisor"),
+    )
+    assert assert_error(made, 403, "FORBIDDEN")["message"] == body["message"]
 
 
 async def test_a_follow_up_records_who_followed_up_last(

@@ -201,6 +201,8 @@ async def create_customer(
 ) -> Customer:
     check_choices(settings, body.model_dump(by_alias=True))
     fields = body.fields()
+    if raises_to_top_level(user, fields.get("lead_level"), None):
+        raise Forbidden(TOP_LEAD_LEVEL_FORBIDDEN)
     fields |= need_card_values(settings, fields)
     # An advisor's own customer; a manager's new customer starts in the public pool.
     owner = None if user.is_staff_manager else user.id
