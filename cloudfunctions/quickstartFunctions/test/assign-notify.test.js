@@ -7,7 +7,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { createHandler } = require('../index.js');
+const { createHandler } = require('../assign-notify.js');
 
 const ADVISOR_ID = '65a1b2c3d4e5f60718293a4b';
 const OPENID = 'oAbCd-advisor-openid-0001';

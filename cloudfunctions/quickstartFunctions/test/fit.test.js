@@ -2,7 +2,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { fit } = require('../index.js');
+const { fit } = require('../assign-notify.js');
 
 const NOW = () => Date.parse('2025-06-01T00:00:00Z');
 
