@@ -45,9 +45,15 @@ function createIdentity(cloud) {
     return { openid: context.OPENID, appid: context.APPID, unionid: context.UNIONID };
   }
 
-  // `code` from <button open-type="getPhoneNumber"> (WeChat's current way), or `cloudID` (the
-  // older one, which the SDK opens with getOpenData).
+  // `code` from <button open-type="getPhoneNumber"> (WeChat's current way), or its older
+  // `cloudID`: sent as `wx.cloud.CloudID(id)`, WeChat has already opened it into {cloudID, data};
+  // sent as the bare string, the SDK opens it with getOpenData.
   async function getPhoneNumber(event) {
+    const opened = event.cloudID !== null && typeof event.cloudID === 'object' ? event.cloudID : null;
+    if (opened && opened.data) {
+      const data = phoneData(opened.data);
+      return data ? { success: true, data } : { success: false, error: '微信未返回手机号', code: 'WECHAT_PHONE_FAILED' };
+    }
     const code = nonBlank(event.code);
     const cloudID = nonBlank(event.cloudID);
     if (!code && !cloudID) {

@@ -24,16 +24,25 @@ const SDK_INIT_FAILED = {
   code: 'SDK_INIT_FAILED',
 };
 
-// The operator's function in `file`, loaded on first use; null when there is none. A file
-// that fails to load throws, on every call, as the function itself would have.
+// The entry point of a loaded module, however it was exported: `exports.main`,
+// `module.exports = function`, or a transpiled ES module's `default` (or `default.main`).
+function entryOf(mod) {
+  const candidates = [mod && mod.main, mod && mod.default && mod.default.main, mod && mod.default, mod];
+  const entry = candidates.find((candidate) => typeof candidate === 'function');
+  if (!entry) throw new TypeError('legacy/index.js exports no main function (exports.main)');
+  return entry;
+}
+
+// The operator's function in `file` (its entry point), loaded on first use; null when there is
+// none. A file that fails to load throws, on every call, as the function itself would have.
 function legacyLoader(file) {
-  let loaded;
+  let entry;
   return function loadLegacy() {
-    if (loaded === undefined) {
+    if (entry === undefined) {
       if (!fs.existsSync(file)) return null; // looked for again next time: a cold start is cheap
-      loaded = require(file); // a throw leaves nothing cached, so the next call tries again
+      entry = entryOf(require(file)); // a throw leaves nothing cached: the next call tries again
     }
-    return loaded;
+    return entry;
   };
 }
 
@@ -77,9 +86,10 @@ function createRouter(options) {
     return outcome;
   }
 
-  // Not async: the operator's function is called as the runtime would call it, so whatever it
-  // returns (a value, a promise) or throws reaches the caller as it is.
-  return function main(event, context) {
+  // Not async: the operator's function is called as the runtime would call it, with whatever
+  // the runtime passed, so what it returns (a value, a promise) or throws reaches the caller as
+  // it is.
+  return function main(event, context, ...rest) {
     const type = event !== null && typeof event === 'object' ? event.type : undefined;
     if (type === ASSIGN_NOTIFY) {
       return withSdk((cloud) => {
@@ -88,7 +98,7 @@ function createRouter(options) {
       });
     }
     const legacy = loadLegacy();
-    if (legacy) return legacy.main(event, context);
+    if (legacy) return legacy(event, context, ...rest);
     return fallback(event, type);
   };
 }
@@ -99,8 +109,8 @@ function createRouter(options) {
 
 let cloud;
 
-// Initialised once, before the operator's function is first loaded: if it calls cloud.init
-// itself (as the WeChat template does, at load), its configuration is the one that stands.
+// Initialised once, before the operator's function is loaded: if it calls cloud.init itself
+// (as WeChat's template does, at load), its configuration is the one that stands for both.
 function loadSdk() {
   if (!cloud) {
     const sdk = require('wx-server-sdk');
@@ -110,19 +120,23 @@ function loadSdk() {
   return cloud;
 }
 
-const loadLegacyFile = legacyLoader(LEGACY_FILE);
+const loadLegacy = legacyLoader(LEGACY_FILE);
 
-exports.main = createRouter({
-  loadSdk,
-  loadLegacy() {
-    try {
-      loadSdk();
-    } catch (err) {
-      // the operator's function loads the SDK itself, and reports its own failure
-    }
-    return loadLegacyFile();
-  },
-});
+// Both at load, in that order, as a function's top-level code runs at a cold start: whichever
+// event comes first, ours and the operator's then share one SDK configuration. Failures here are
+// met again, and answered, by the call that needs the part that failed.
+try {
+  loadSdk();
+} catch (err) {
+  // reported as SDK_INIT_FAILED by our first call; the operator's function loads it itself
+}
+try {
+  loadLegacy();
+} catch (err) {
+  // thrown again by the operator's next call, as the function itself would throw it
+}
+
+exports.main = createRouter({ loadSdk, loadLegacy });
 
 exports.createRouter = createRouter;
 exports.legacyLoader = legacyLoader;

@@ -73,6 +73,7 @@ function standInSdk() {
       phonenumber: {
         getPhoneNumber: async ({ code }) => {
           record.phone.push(code);
+          if (code === 'quota-code') return { errCode: 45011, errMsg: 'api minute-quota reach limit' };
           if (code === 'used-code') {
             const err = new Error('invalid code');
             err.errCode = 40029;
@@ -90,14 +91,18 @@ function standInSdk() {
   };
 }
 
-// A deployment folder: our files, and legacy/index.js when `legacySource` is given.
-function deployment(legacySource) {
+// A deployment folder: our files, and legacy/index.js when `legacySource` is given (with the
+// other files of `legacyFiles` beside it).
+function deployment(legacySource, legacyFiles) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quickstartFunctions-'));
   dirs.push(dir);
   for (const file of OUR_FILES) fs.copyFileSync(path.join(FUNCTION_DIR, file), path.join(dir, file));
   if (legacySource !== undefined) {
     fs.mkdirSync(path.join(dir, 'legacy'));
     fs.writeFileSync(path.join(dir, 'legacy', 'index.js'), legacySource);
+    for (const [name, source] of Object.entries(legacyFiles || {})) {
+      fs.writeFileSync(path.join(dir, 'legacy', name), source);
+    }
   }
   return {
     main: require(path.join(dir, 'index.js')).main,
@@ -192,8 +197,49 @@ test('what the operator function throws reaches the caller untouched', async () 
 
 test('an operator function that cannot load fails its own types, never ours', async () => {
   const { main } = deployment("'use strict';\nexports.main = async (event) => { return event.type\n");
-  await assert.rejects(async () => main({ type: 'getOpenId' }, {}), SyntaxError);
+  // Thrown at once, on every call (each tries the file again), as the function itself would.
+  assert.throws(() => main({ type: 'getOpenId' }, {}), SyntaxError);
+  assert.throws(() => main({ type: 'getOpenId' }, {}), SyntaxError);
   assert.deepEqual(await main(ASSIGN_EVENT, {}), { success: true, openid: 'o-advisor', msgid: 7 });
+});
+
+test('the operator function is found however it was exported, and gets all the runtime gave', async () => {
+  const shapes = {
+    'module.exports = function': "module.exports = async function main(event) { return { shape: 1, type: event.type }; };",
+    'exports.default': "exports.default = async (event) => ({ shape: 2, type: event.type });",
+    'exports.default.main': "exports.default = { main: async (event) => ({ shape: 3, type: event.type }) };",
+    'a callback': "exports.main = (event, context, callback) => { callback(null, { shape: 4, type: event.type }); };",
+  };
+  for (const [name, source] of Object.entries(shapes)) {
+    const { main } = deployment(`'use strict';\n${source}\n`);
+    if (name === 'a callback') {
+      const answer = await new Promise((resolve, reject) => {
+        main({ type: 'getExamResult' }, {}, (err, value) => (err ? reject(err) : resolve(value)));
+      });
+      assert.deepEqual(answer, { shape: 4, type: 'getExamResult' }, name);
+    } else {
+      assert.equal((await main({ type: 'getExamResult' }, {})).type, 'getExamResult', name);
+    }
+  }
+  const { main } = deployment("'use strict';\nexports.handler = () => 1;\n");
+  assert.throws(() => main({ type: 'getExamResult' }, {}), /exports no main function/);
+});
+
+test('the operator function requires its own files as it did before', async () => {
+  const { main } = deployment(
+    "'use strict';\nconst { price } = require('./pricing');\nexports.main = async (event) => ({ success: true, total: price(event.hours) });\n",
+    { 'pricing.js': 'exports.price = (hours) => hours * 45;\n' },
+  );
+  assert.deepEqual(await main({ type: 'createPaymentOrder', hours: 4 }, {}), { success: true, total: 180 });
+});
+
+test('whichever event comes first, ours and the operator function share one SDK setting', async () => {
+  const { main } = deployment(LEGACY_SOURCE);
+  // Ours first, on a cold start: the operator's cloud.init has run already, at load.
+  assert.deepEqual(sdk.record.init, [sdk.DYNAMIC_CURRENT_ENV, 'prod-7g8h']);
+  await main(ASSIGN_EVENT, {});
+  await main({ type: 'getOpenId' }, {});
+  assert.deepEqual(sdk.record.init, [sdk.DYNAMIC_CURRENT_ENV, 'prod-7g8h']);
 });
 
 test('a fresh deployment answers getPhoneNumber itself, for the staff login', async () => {
@@ -214,6 +260,14 @@ test('a fresh deployment answers getPhoneNumber itself, for the staff login', as
   assert.equal(used.code, 'WECHAT_PHONE_FAILED');
   assert.equal(used.errCode, 40029);
   assert.match(used.error, /手机号授权码无效或已过期/);
+  const limited = await main({ type: 'getPhoneNumber', code: 'quota-code' }, {});
+  assert.deepEqual([limited.success, limited.errCode], [false, 45011]);
+  // wx.cloud.CloudID(id) in the event: WeChat has opened it before the function runs.
+  const opened = await main(
+    { type: 'getPhoneNumber', cloudID: { cloudID: 'c-2', data: { phoneNumber: '13900139000', purePhoneNumber: '13900139000', countryCode: '86' } } },
+    {},
+  );
+  assert.deepEqual(opened.data, { phoneNumber: '13900139000', purePhoneNumber: '13900139000', countryCode: '86' });
   const none = await main({ type: 'getPhoneNumber' }, {});
   assert.deepEqual([none.success, none.code], [false, 'PHONE_CODE_MISSING']);
 });
