@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.users.models import User
+from wxcrm.users.models import Role, User
 
 
 class UserRepository:
@@ -64,3 +64,50 @@ class UserRepository:
         self.session.add(user)
         await self.session.flush()
         return user
+
+    async def page(
+        self,
+        *,
+        search: str | None,
+        role: Role | None,
+        active: bool | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[Sequence[User], int]:
+        """One page of accounts, newest first, and how many match in all. `search` is matched
+        as typed (`%` and `_` escaped) in the username, name or phone."""
+        conditions = []
+        if search:
+            conditions.append(
+                or_(
+                    *(
+                        column.icontains(search, autoescape=True)
+                        for column in (User.username, User.name, User.phone)
+                    )
+                )
+            )
+        if role is not None:
+            conditions.append(User.role == role.value)
+        if active is not None:
+            conditions.append(User.is_active.is_(active))
+        total = await self.session.scalar(select(func.count(User.id)).where(*conditions))
+        result = await self.session.scalars(
+            select(User)
+            .where(*conditions)
+            .order_by(User.created_at.desc(), User.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return result.all(), total or 0
+
+    async def lock_active_admins(self) -> Sequence[str]:
+        """Ids of the active admins, their rows locked (PostgreSQL) until the transaction
+        ends: of two admins removing each other at the same moment, the second sees the
+        first's change."""
+        result = await self.session.scalars(
+            select(User.id)
+            .where(User.role == Role.admin.value, User.is_active.is_(True))
+            .order_by(User.id)  # one order for every locker: no deadlock between two
+            .with_for_update()
+        )
+        return result.all()

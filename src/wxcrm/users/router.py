@@ -1,30 +1,43 @@
-"""Staff login and the current user."""
+"""Staff login and the current user (/api/auth); the admins' staff accounts API (/api/users)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from wxcrm.core.db import SessionDep, ShortReadsDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import Envelope
 from wxcrm.core.errors import BadRequest, Unauthorized
+from wxcrm.core.pagination import Page, PageDep
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.users import service
-from wxcrm.users.deps import CurrentUser
+from wxcrm.users.deps import CurrentAdmin, CurrentUser
+from wxcrm.users.models import User
 from wxcrm.users.schemas import (
+    ROLE_INPUTS,
     LoginOut,
     LoginRequest,
     MiniprogramLoginOut,
     MiniprogramLoginRequest,
+    PasswordResetIn,
+    RoleInput,
+    StaffAccountOut,
     StaffUserOut,
+    UserCreateIn,
+    UserId,
     UserOut,
+    UserStatus,
+    UserUpdateIn,
 )
 from wxcrm.wechat.deps import WeChatDep, exchange_login_code
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+auth_routes = APIRouter(prefix="/api/auth", tags=["auth"])
+account_routes = APIRouter(prefix="/api/users", tags=["users"])
 
 
-@router.post("/login")
+@auth_routes.post("/login")
 async def login(
     body: LoginRequest,
     request: Request,
@@ -56,7 +69,7 @@ async def login(
     return Envelope[LoginOut](data=data, message="登录成功")
 
 
-@router.post("/miniprogram-login")
+@auth_routes.post("/miniprogram-login")
 async def miniprogram_login(
     body: MiniprogramLoginRequest,
     request: Request,
@@ -82,7 +95,101 @@ async def miniprogram_login(
     return Envelope[MiniprogramLoginOut](data=data, message="小程序登录成功")
 
 
-@router.get("/me")
+@auth_routes.get("/me")
 async def me(user: CurrentUser) -> Envelope[UserOut]:
     """The user the bearer token belongs to."""
     return Envelope[UserOut](data=UserOut.of(user), message="获取用户信息成功")
+
+
+@account_routes.get("")
+async def list_users(
+    session: SessionDep,
+    admin: CurrentAdmin,
+    page: PageDep,
+    search: Annotated[str | None, Query(max_length=64, description="用户名、姓名或手机号")] = None,
+    role: Annotated[RoleInput | None, Query(description="角色代码")] = None,
+    status: Annotated[UserStatus | None, Query(description="active 或 inactive")] = None,
+) -> Envelope[Page[StaffAccountOut]]:
+    """Staff accounts, newest first, searched and filtered by role and status (admins only)."""
+    users, total = await service.list_users(
+        session,
+        search=search.strip() if search else None,
+        role=role,
+        status=status,
+        offset=page.offset,
+        limit=page.limit,
+    )
+    items = [StaffAccountOut.of(user) for user in users]
+    return Envelope[Page[StaffAccountOut]](
+        data=Page[StaffAccountOut].of(items, total, page), message="获取员工列表成功"
+    )
+
+
+@account_routes.post("")
+async def create_user(
+    body: UserCreateIn, session: SessionDep, admin: CurrentAdmin
+) -> Envelope[StaffAccountOut]:
+    """Create a staff account; `role` as its code (employee) or ours (advisor)."""
+    user = await service.create_user(
+        session,
+        username=body.username,
+        password=body.password,
+        role=ROLE_INPUTS[body.role],
+        name=body.name,
+        phone=body.phone,
+        department=body.department,
+    )
+    return _account(user, "创建员工成功")
+
+
+@account_routes.patch("/{user_id}")
+async def update_user(
+    user_id: UserId, body: UserUpdateIn, session: SessionDep, admin: CurrentAdmin
+) -> Envelope[StaffAccountOut]:
+    """Change an account's name, phone, department or role."""
+    return _account(await service.change_user(session, user_id, body), "更新员工成功")
+
+
+@account_routes.post("/{user_id}/suspend")
+async def suspend_user(
+    user_id: UserId, session: SessionDep, admin: CurrentAdmin
+) -> Envelope[StaffAccountOut]:
+    """Suspend an account: it can no longer log in, and its tokens stop at once."""
+    return _account(await service.suspend_user(session, admin, user_id), "员工已停用")
+
+
+@account_routes.post("/{user_id}/resume")
+async def resume_user(
+    user_id: UserId, session: SessionDep, admin: CurrentAdmin
+) -> Envelope[StaffAccountOut]:
+    """Let a suspended account log in again."""
+    return _account(await service.resume_user(session, admin, user_id), "员工已启用")
+
+
+@account_routes.post("/{user_id}/reset-password")
+async def reset_password(
+    user_id: UserId, body: PasswordResetIn, session: SessionDep, admin: CurrentAdmin
+) -> Envelope[StaffAccountOut]:
+    """Give an account a new password."""
+    user = await service.reset_password(session, admin, user_id, body.password)
+    return _account(user, "密码已重置")
+
+
+@account_routes.post("/{user_id}/unbind-wechat")
+async def unbind_wechat(
+    user_id: UserId, session: SessionDep, admin: CurrentAdmin
+) -> Envelope[StaffAccountOut]:
+    """Clear the WeChat bound to an account: its next phone login binds the one it comes from."""
+    user = await service.get_user(session, user_id)
+    await service.unbind_openid(session, user)
+    return _account(user, "已解除微信绑定")
+
+
+def _account(user: User, message: str) -> Envelope[StaffAccountOut]:
+    return Envelope[StaffAccountOut](data=StaffAccountOut.of(user), message=message)
+
+
+# What the app mounts: both prefixes.
+router = APIRouter()
+router.include_router(auth_routes)
+router.include_router(account_routes)

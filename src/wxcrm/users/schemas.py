@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Self
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from wxcrm.core.ids import OBJECT_ID_PATTERN
 from wxcrm.core.phones import normalize_phone
 from wxcrm.users.models import Role, User
 
@@ -124,3 +127,93 @@ class MiniprogramLoginOut(BaseModel):
     access_token: str = Field(description="staff 令牌：Authorization: Bearer <access_token>")
     user: StaffUserOut
     openid: str = Field(description="本次 wx.login 的 openid（调用者自己的）")
+
+
+# -- the staff accounts API (/api/users) -------------------------------------------------------
+
+# What an admin may give as a role: the original's codes, or ours (`advisor` is `employee`).
+ROLE_INPUTS: dict[str, Role] = {code: role for role, code in WIRE_ROLES.items()} | {
+    role.value: role for role in Role
+}
+RoleInput = Literal["admin", "manager", "employee", "advisor"]
+WireRole = Literal["admin", "manager", "employee"]
+UserId = Annotated[str, Path(pattern=OBJECT_ID_PATTERN.pattern, description="员工 _id")]
+PASSWORD_MIN = 8
+
+
+class UserStatus(StrEnum):
+    active = "active"
+    inactive = "inactive"
+
+
+# A request body's shape: unknown keys refused, text stripped.
+class _AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class UserCreateIn(_AccountIn):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=PASSWORD_MIN, max_length=128, description="至少 8 个字符")
+    name: str = Field(min_length=1, max_length=64)
+    role: RoleInput = Field(description="employee（即 advisor）、manager 或 admin")
+    phone: str | None = Field(
+        None, max_length=32, description="中国大陆手机号，可带 +86、空格或横线"
+    )
+    department: str | None = Field(None, max_length=64)
+
+
+class UserUpdateIn(_AccountIn):
+    """What is given changes; an empty or null phone or department clears it."""
+
+    name: str | None = Field(None, min_length=1, max_length=64)
+    phone: str | None = Field(None, max_length=32)
+    department: str | None = Field(None, max_length=64)
+    role: RoleInput | None = None
+
+
+class PasswordResetIn(_AccountIn):
+    # Not stripped: a password is what was typed.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    password: str = Field(min_length=PASSWORD_MIN, max_length=128, description="至少 8 个字符")
+
+
+class StaffAccountOut(BaseModel):
+    """A staff account as the admin's staff list shows it: never an openid or a hash, only
+    whether a WeChat is bound."""
+
+    model_config = ConfigDict(
+        populate_by_name=True, json_schema_serialization_defaults_required=True
+    )
+
+    id: str = Field(serialization_alias="_id", description="员工 _id")
+    username: str
+    name: str
+    phone: str | None
+    role: WireRole = Field(description="角色代码：admin、manager、employee")
+    role_label: str = Field(serialization_alias="roleLabel", description="角色中文名")
+    department: str | None
+    status: UserStatus = Field(description="active 启用，inactive 已停用")
+    wechat_bound: bool = Field(serialization_alias="wechatBound", description="已绑定小程序微信")
+    wechat_status: Literal["已绑定", "未绑定"] = Field(serialization_alias="wechatStatus")
+    created_at: datetime = Field(serialization_alias="createdAt")
+    updated_at: datetime = Field(serialization_alias="updatedAt")
+
+    @classmethod
+    def of(cls, user: User) -> Self:
+        role = wire_role(user.role)
+        bound = user.openid is not None
+        return cls(
+            id=user.id,
+            username=user.username,
+            name=user.name,
+            phone=user.phone,
+            role=role,
+            role_label=ROLE_LABELS[role],
+            department=user.department,
+            status=UserStatus.active if user.is_active else UserStatus.inactive,
+            wechat_bound=bound,
+            wechat_status="已绑定" if bound else "未绑定",
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
@@ -21,7 +22,7 @@ from wxcrm.core.security import (
 from wxcrm.core.settings import Settings
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
-from wxcrm.users.schemas import PHONE_FORMAT
+from wxcrm.users.schemas import PHONE_FORMAT, ROLE_INPUTS, UserStatus, UserUpdateIn
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +37,9 @@ TAKEN_MEANWHILE = "用户名或手机号刚被其他账号占用，请重试"
 # The width of the username, name and department columns: a longer value is a clear error
 # here rather than one database truncating it and another refusing it.
 TEXT_MAX = 64
+USER_NOT_FOUND = "员工不存在"
+LAST_ADMIN = "至少需要保留一名启用的系统管理员：不能更改最后一名管理员的角色或停用其账号"
+SELF_SUSPEND = "不能停用自己的账号"
 
 
 async def create_user(
@@ -108,6 +112,89 @@ async def update_user(
         await _refuse_taken(users, phone=new_phone, owner_id=user_id)
         raise Conflict(TAKEN_MEANWHILE) from error
     return user
+
+
+async def get_user(session: AsyncSession, user_id: str) -> User:
+    user = await UserRepository(session).get(user_id)
+    if user is None:
+        raise NotFound(USER_NOT_FOUND)
+    return user
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    search: str | None,
+    role: str | None,
+    status: UserStatus | None,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[User], int]:
+    """A page of accounts, newest first; `role` is a wire code or ours."""
+    return await UserRepository(session).page(
+        search=search,
+        role=ROLE_INPUTS[role] if role is not None else None,
+        active=None if status is None else status is UserStatus.active,
+        offset=offset,
+        limit=limit,
+    )
+
+
+async def change_user(session: AsyncSession, user_id: str, changes: UserUpdateIn) -> User:
+    """An admin's change of an account: what `changes` gives (a null phone or department
+    clears it); the last active admin keeps the admin role."""
+    user = await get_user(session, user_id)
+    given = changes.model_fields_set
+    role = ROLE_INPUTS[changes.role] if changes.role is not None else None
+    if role is not None and role.value != user.role:
+        await _keep_an_admin(session, user)
+    return await update_user(
+        session,
+        user.username,
+        name=changes.name,
+        role=role,
+        # update_user clears a field given as "": so does a null here.
+        phone=(changes.phone or "") if "phone" in given else None,
+        department=(changes.department or "") if "department" in given else None,
+    )
+
+
+async def suspend_user(session: AsyncSession, by: User, user_id: str) -> User:
+    """Suspend an account (not one's own, nor the last active admin); its tokens stop at once."""
+    user = await get_user(session, user_id)
+    if user.id == by.id:
+        raise Conflict(SELF_SUSPEND)
+    if user.is_active:
+        await _keep_an_admin(session, user)
+    user = await set_active(session, user.username, active=False)
+    log.info("staff account suspended", user_id=user.id, by_user_id=by.id)
+    return user
+
+
+async def resume_user(session: AsyncSession, by: User, user_id: str) -> User:
+    user = await set_active(session, (await get_user(session, user_id)).username, active=True)
+    log.info("staff account resumed", user_id=user.id, by_user_id=by.id)
+    return user
+
+
+async def reset_password(session: AsyncSession, by: User, user_id: str, password: str) -> User:
+    """Give an account a new password. Hashed before the first query: no transaction (on
+    SQLite, no write lock) is open while argon2 runs."""
+    password_hash = await hash_password_off_loop(password)
+    user = await get_user(session, user_id)
+    user.password_hash = password_hash
+    await session.flush()
+    log.info("staff password reset", user_id=user.id, by_user_id=by.id)
+    return user
+
+
+async def _keep_an_admin(session: AsyncSession, user: User) -> None:
+    """A 409 when `user` is the last active admin, about to lose the role or be suspended."""
+    if user.role != Role.admin.value or not user.is_active:
+        return
+    admins = await UserRepository(session).lock_active_admins()
+    if list(admins) == [user.id]:
+        raise Conflict(LAST_ADMIN)
 
 
 def _phone(raw: str) -> str:
