@@ -329,6 +329,8 @@ async def test_reset_password_replaces_the_old_one(
     client: httpx.AsyncClient, session: AsyncSession, as_admin: dict[str, str]
 ) -> None:
     user = await add_user(session)
+    before = staff_headers(user)
+    assert (await client.get("/api/auth/me", headers=before)).status_code == 200
     url = f"/api/users/{user.id}/reset-password"
     short = await client.post(url, json={"password": "1234567"}, headers=as_admin)
     assert_error(short, 400, "VALIDATION_ERROR")
@@ -342,6 +344,14 @@ async def test_reset_password_replaces_the_old_one(
 
     assert await login(NEW_PASSWORD) == 200
     assert await login("correct-horse-battery") == 401
+    # The sessions from before the reset are over; a login after it works at once.
+    assert_error(await client.get("/api/auth/me", headers=before), 401, "UNAUTHORIZED")
+    fresh = await client.post(
+        "/api/auth/login", json={"username": user.username, "password": NEW_PASSWORD}
+    )
+    token = fresh.json()["data"]["token"]
+    me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200
     missing = f"/api/users/{new_id()}/reset-password"
     assert_error(
         await client.post(missing, json={"password": NEW_PASSWORD}, headers=as_admin),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials
@@ -40,7 +41,18 @@ async def get_current_user(
         user = await UserRepository(session).get(claims["sub"])
     if user is None or not user.is_active:
         raise Unauthorized("账号不存在或已停用")
+    if _issued_before(claims, user.password_changed_at):
+        raise Unauthorized("密码已修改，请重新登录")
     return user
+
+
+def _issued_before(claims: dict[str, Any], moment: datetime | None) -> bool:
+    """Whether the token was issued before `moment` (a password change). A token without
+    milliseconds counts from the start of its second: within that second it is refused."""
+    if moment is None:
+        return False
+    issued_ms = claims.get("iat_ms", int(claims.get("iat", 0)) * 1000)
+    return int(issued_ms) < int(moment.timestamp() * 1000)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, String
@@ -28,6 +29,8 @@ class User(IdMixin, TimestampMixin, Base):
     # Normalised mainland mobile: how the staff mini program finds the account at login.
     phone: Mapped[str | None] = mapped_column(String(11), unique=True)
     department: Mapped[str | None] = mapped_column(String(64))
+    # A token issued before this was for the old password: refused (users/deps.py).
+    password_changed_at: Mapped[datetime | None]
     # The staff mini-program openid: bound by the first phone login (later ones must come
     # from it) or moved by a password login with a wx.login code; one account per openid.
     openid: Mapped[str | None] = mapped_column(String(64), unique=True)

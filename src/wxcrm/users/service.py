@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from wxcrm.core.models import utcnow
 from wxcrm.core.phones import normalize_phone
 from wxcrm.core.security import (
     DUMMY_PASSWORD_HASH,
@@ -183,6 +184,7 @@ async def reset_password(session: AsyncSession, by: User, user_id: str, password
     password_hash = await hash_password_off_loop(password)
     user = await get_user(session, user_id)
     user.password_hash = password_hash
+    user.password_changed_at = utcnow()  # the account's tokens from before stop working
     await session.flush()
     log.info("staff password reset", user_id=user.id, by_user_id=by.id)
     return user
@@ -275,9 +277,11 @@ async def set_active(session: AsyncSession, username: str, *, active: bool) -> U
 
 def issue_staff_token(settings: Settings, user: User) -> tuple[str, int]:
     lifetime = timedelta(minutes=settings.staff_token_minutes)
-    token = create_token(
-        settings.signing_key(), user.id, "staff", lifetime, claims={"role": user.role}
-    )
+    now = utcnow()
+    # `iat` counts whole seconds; a password changed in the same second as a login must still
+    # tell the two apart (users/deps.py).
+    claims = {"role": user.role, "iat_ms": int(now.timestamp() * 1000)}
+    token = create_token(settings.signing_key(), user.id, "staff", lifetime, claims, now)
     return token, int(lifetime.total_seconds())
 
 
