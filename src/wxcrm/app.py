@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from wxcrm import __version__
+from wxcrm.console.router import router as console_router
 from wxcrm.core.db import Database
 from wxcrm.core.errors import ERROR_RESPONSES, install_error_handlers
 from wxcrm.core.middleware import (
@@ -138,4 +139,5 @@ def create_app(
     app.include_router(pool_router)  # before records: `public-pool` is no customer id
     app.include_router(assignment_router)
     app.include_router(records_router)
+    app.include_router(console_router)
     return app

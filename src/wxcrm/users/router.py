@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.core.db import SessionDep, ShortReadsDep
+from wxcrm.core.db import SessionDep, ShortReads, ShortReadsDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import Envelope
 from wxcrm.core.errors import BadRequest, Unauthorized
 from wxcrm.core.pagination import Page, PageDep
-from wxcrm.core.ratelimit import RateLimiterDep
+from wxcrm.core.ratelimit import RateLimiter, RateLimiterDep
+from wxcrm.core.settings import Settings
 from wxcrm.users import service
 from wxcrm.users.deps import CurrentAdmin, CurrentUser
 from wxcrm.users.models import User
@@ -31,6 +33,7 @@ from wxcrm.users.schemas import (
     UserStatus,
     UserUpdateIn,
 )
+from wxcrm.wechat.client import WeChatClient
 from wxcrm.wechat.deps import WeChatDep, exchange_login_code
 
 auth_routes = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -48,6 +51,21 @@ async def login(
     limiter: RateLimiterDep,
 ) -> Envelope[LoginOut]:
     """Log in with a username and password; a wx.login `code` binds the account to that WeChat."""
+    data = await password_login(body, request, session, short_reads, settings, wechat, limiter)
+    return Envelope[LoginOut](data=data, message="登录成功")
+
+
+async def password_login(
+    body: LoginRequest,
+    request: Request,
+    session: AsyncSession,
+    short_reads: ShortReads,
+    settings: Settings,
+    wechat: WeChatClient,
+    limiter: RateLimiter,
+) -> LoginOut:
+    """The password login with its rate limits, for the API and the console alike; a refusal
+    is raised (Unauthorized, RateLimited, BadRequest)."""
     rules, ip = limiter.rules, limiter.client_ip(request)
     await limiter.hit(rules.login_per_ip, ip)
     # A locked-out username stays locked even for the right password: a guesser who
@@ -65,8 +83,7 @@ async def login(
         await service.bind_openid(session, user, login_session.openid)
     await service.upgrade_password_hash(session, user, body.password)
     token, expires_in = service.issue_staff_token(settings, user)
-    data = LoginOut(token=token, access_token=token, expires_in=expires_in, user=UserOut.of(user))
-    return Envelope[LoginOut](data=data, message="登录成功")
+    return LoginOut(token=token, access_token=token, expires_in=expires_in, user=UserOut.of(user))
 
 
 @auth_routes.post("/miniprogram-login")

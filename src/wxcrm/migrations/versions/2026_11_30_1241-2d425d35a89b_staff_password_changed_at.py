@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "2d425d35a89b"
 down_revision: str | None = "bd9b90743cfb"
 branch_labels: str | Sequence[str] | None = None

@@ -1,0 +1,1 @@
+"""The staff web console: server-rendered pages (Jinja2 + htmx) over the API's services."""

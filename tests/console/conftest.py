@@ -1,0 +1,105 @@
+"""A real `wxcrm serve` and one Chromium for the whole run: the console is judged in a browser.
+
+Debian's Chromium (/usr/bin/chromium) drives the tests. Without it they skip, saying so;
+WXCRM_REQUIRE_BROWSER=1 (set by .ci/run) turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.conftest import BACKENDS
+from tests.live import STAFF_PASSWORD, create_staff, own_database, run_cli, served, server_env
+
+CHROMIUM = Path(os.environ.get("WXCRM_CHROMIUM", "/usr/bin/chromium"))
+MISSING_BROWSER = (
+    f"BROWSER TESTS SKIPPED: no Chromium at {CHROMIUM}. Install it with "
+    "`sudo apt-get install chromium fonts-noto-cjk` (or set WXCRM_CHROMIUM to its path)."
+)
+XSS_NAME = "<img src=x onerror=alert(1)>"
+HAVE_CHROMIUM = CHROMIUM.exists()
+_shots: list[Path] = []
+
+
+@dataclass
+class Console:
+    url: str
+    env: dict[str, str]
+    shots: Path
+
+    async def sign_in(self, page: Page, username: str, password: str = STAFF_PASSWORD) -> None:
+        await page.goto(f"{self.url}/login")
+        await page.get_by_label("用户名").fill(username)
+        await page.get_by_label("密码").fill(password)
+        await page.get_by_role("button", name="登录").click()
+        await page.wait_for_load_state()
+
+    async def screenshot(self, page: Page, name: str) -> None:
+        path = self.shots / f"{name}.png"
+        await page.screenshot(path=path, full_page=True)
+        _shots.append(path)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        if os.environ.get("WXCRM_REQUIRE_BROWSER") == "1":
+            pytest.fail(MISSING_BROWSER.replace("SKIPPED", "REQUIRED"), pytrace=False)
+        pytest.skip(MISSING_BROWSER)
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def console(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Console]:
+    """A served app with an advisor, a manager, an admin, a to-be-suspended advisor and an
+    advisor whose name is markup."""
+    backend: str = request.param
+    folder = tmp_path_factory.mktemp(f"console-{backend}")
+    shots = tmp_path_factory.mktemp(f"console-screenshots-{backend}")
+    async with own_database(backend, folder) as database_url:
+        env = server_env(database_url, folder)
+        code, _, err = await run_cli("migrate", env=env)
+        assert code == 0, err
+        for username, role in [
+            ("advisor1", "advisor"),
+            ("manager1", "manager"),
+            ("admin1", "admin"),
+            ("leaver", "advisor"),
+            ("xss", "advisor"),
+            ("guessed", "advisor"),
+        ]:
+            await create_staff(env, username, role)
+        code, _, err = await run_cli("users", "update", "xss", "--name", XSS_NAME, env=env)
+        assert code == 0, err
+        async with served(env, folder) as server:
+            yield Console(server.url, env, shots)
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh browser context (no cookies) at desktop width."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _shots:
+        folders = sorted({str(path.parent) for path in _shots})
+        terminalreporter.write_line(f"console screenshots: {', '.join(folders)}")
