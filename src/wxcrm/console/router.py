@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import Form, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from wxcrm.console.frame import COMPANY_NAME, frame_for
+from wxcrm.console.frame import COMPANY_NAME
+from wxcrm.console.routing import console_router, render_page
 from wxcrm.console.session import (
     NONCE_COOKIE,
     SESSION_COOKIE,
     ConsoleUser,
-    SignInRequired,
-    guard_csrf,
     new_nonce,
     page_csrf,
     set_cookie,
@@ -24,7 +21,7 @@ from wxcrm.console.session import (
 from wxcrm.console.templating import STATIC, STATIC_FILES, render, static_version
 from wxcrm.core.db import SessionDep, ShortReadsDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.errors import AppError, NotFound, RateLimited, Unauthorized
+from wxcrm.core.errors import NotFound, RateLimited, Unauthorized
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.core.settings import Settings
 from wxcrm.users.router import password_login
@@ -35,31 +32,7 @@ LOGIN_FORMAT = "请输入用户名（最多 64 个字符）和密码（最多 12
 YEAR = 365 * 24 * 3600
 
 
-class ConsoleRoute(APIRoute):
-    """Answers a refusal as a page, not as the API's JSON envelope: no session sends the
-    browser to the sign-in page (htmx through HX-Redirect), anything else shows its message."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def answer(request: Request) -> Response:
-            try:
-                return await handle(request)
-            except SignInRequired:
-                response: Response = RedirectResponse("/login", status_code=303)
-                if request.headers.get("HX-Request"):
-                    response = Response(status_code=204, headers={"HX-Redirect": "/login"})
-                response.delete_cookie(SESSION_COOKIE, path="/")
-                return response
-            except AppError as refused:
-                return render(request, "error.html", refused.status_code, message=refused.message)
-
-        return answer
-
-
-router = APIRouter(
-    route_class=ConsoleRoute, include_in_schema=False, dependencies=[Depends(guard_csrf)]
-)
+router = console_router()
 
 
 @router.get("/login")
@@ -109,11 +82,7 @@ async def logout(request: Request) -> RedirectResponse:
 @router.get("/")
 async def home(request: Request, user: ConsoleUser, settings: SettingsDep) -> HTMLResponse:
     """首页, inside the frame."""
-    csrf, fresh_nonce = page_csrf(request, settings)
-    response = render(request, "home.html", frame=frame_for(user, active="home", csrf=csrf))
-    if fresh_nonce is not None:
-        set_cookie(request, response, NONCE_COOKIE, fresh_nonce, max_age=None)
-    return response
+    return render_page(request, settings, user, "home.html", active="home")
 
 
 @router.get("/console/static/{version}/{name}")

@@ -1,0 +1,73 @@
+"""How every console page is routed and rendered: refusals as pages, CSRF on every
+state-changing request, the frame around each page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from wxcrm.console.frame import frame_for
+from wxcrm.console.session import (
+    NONCE_COOKIE,
+    SESSION_COOKIE,
+    SignInRequired,
+    guard_csrf,
+    page_csrf,
+    set_cookie,
+)
+from wxcrm.console.templating import render
+from wxcrm.core.errors import AppError
+from wxcrm.core.settings import Settings
+from wxcrm.users.models import User
+
+
+class ConsoleRoute(APIRoute):
+    """Answers a refusal as a page, not as the API's JSON envelope: no session sends the
+    browser to the sign-in page (htmx through HX-Redirect), anything else shows its message."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except SignInRequired:
+                response: Response = RedirectResponse("/login", status_code=303)
+                if request.headers.get("HX-Request"):
+                    response = Response(status_code=204, headers={"HX-Redirect": "/login"})
+                response.delete_cookie(SESSION_COOKIE, path="/")
+                return response
+            except AppError as refused:
+                return render(request, "error.html", refused.status_code, message=refused.message)
+
+        return answer
+
+
+def console_router() -> APIRouter:
+    """A router for console pages: not in the API's OpenAPI, CSRF-guarded, refusals as pages."""
+    return APIRouter(
+        route_class=ConsoleRoute, include_in_schema=False, dependencies=[Depends(guard_csrf)]
+    )
+
+
+def render_page(
+    request: Request,
+    settings: Settings,
+    user: User,
+    template: str,
+    *,
+    active: str,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A page inside the frame (`active`: its menu key), with this session's CSRF token."""
+    csrf, fresh_nonce = page_csrf(request, settings)
+    frame = frame_for(user, active=active, csrf=csrf)
+    response = render(request, template, status_code, frame=frame, **context)
+    if fresh_nonce is not None:
+        set_cookie(request, response, NONCE_COOKIE, fresh_nonce, max_age=None)
+    return response
