@@ -41,10 +41,10 @@ async def test_advisor_signs_in_by_keyboard_and_sees_its_menu(console: Console, 
     await expect(page.locator(".topbar")).to_contain_text("advisor1")
     await expect(page.locator(".role-tag")).to_have_text("员工")
     # Pages not built yet are shown, but as disabled links going nowhere.
-    customers = page.locator('a[data-menu="customers"]')
-    await expect(customers).to_have_attribute("aria-disabled", "true")
-    await expect(customers).to_have_attribute("title", "即将上线")
-    await expect(customers).not_to_have_attribute("href", re.compile(".*"))
+    pool = page.locator('a[data-menu="pool"]')  # a page not built yet
+    await expect(pool).to_have_attribute("aria-disabled", "true")
+    await expect(pool).to_have_attribute("title", "即将上线")
+    await expect(pool).not_to_have_attribute("href", re.compile(".*"))
     cookie = next(c for c in await page.context.cookies() if c["name"] == "wxcrm_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     await console.screenshot(page, "frame-advisor-1280")

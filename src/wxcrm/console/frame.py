@@ -25,11 +25,11 @@ class MenuItem:
 
 MENU = (
     MenuItem("home", "首页", "/", EVERYONE, ready=True),
-    MenuItem("customers", "客户", "/customers", EVERYONE),
+    MenuItem("customers", "客户", "/customers", EVERYONE, ready=True),
     MenuItem("pool", "公海", "/pool", EVERYONE),
     MenuItem("transfer", "导入导出", "/import", MANAGERS),
     MenuItem("notifications", "通知", "/notifications", EVERYONE),
-    MenuItem("staff", "员工", "/staff", ADMINS),
+    MenuItem("staff", "员工", "/staff", ADMINS, ready=True),
     MenuItem("settings", "设置", "/settings", ADMINS),
 )
 

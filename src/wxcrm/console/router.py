@@ -8,6 +8,7 @@ from fastapi import Form, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
+from wxcrm.console import customers
 from wxcrm.console.frame import COMPANY_NAME
 from wxcrm.console.routing import console_router, render_page
 from wxcrm.console.session import (
@@ -18,6 +19,7 @@ from wxcrm.console.session import (
     page_csrf,
     set_cookie,
 )
+from wxcrm.console.staff import router as staff_router
 from wxcrm.console.templating import STATIC, STATIC_FILES, render, static_version
 from wxcrm.core.db import SessionDep, ShortReadsDep
 from wxcrm.core.deps import SettingsDep
@@ -33,6 +35,8 @@ YEAR = 365 * 24 * 3600
 
 
 router = console_router()
+router.include_router(staff_router)
+router.include_router(customers.router)
 
 
 @router.get("/login")
