@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from wxcrm.console.display import beijing, grouped_phone
 from wxcrm.console.routing import console_router, render_page
 from wxcrm.console.session import ConsoleUser
 from wxcrm.console.templating import render
-from wxcrm.core import clock
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.ids import OBJECT_ID_PATTERN
@@ -148,18 +148,6 @@ async def customer_list(
         request, settings, user, "customers/list.html", active="customers", status_code=status,
         **context,
     )  # fmt: skip
-
-
-def grouped_phone(phone: str | None) -> str:
-    """`13800138000` as `138 0013 8000`; anything else as stored."""
-    if phone and re.fullmatch(r"\d{11}", phone):
-        return f"{phone[:3]} {phone[3:7]} {phone[7:]}"
-    return phone or ""
-
-
-def beijing(moment: datetime | None) -> str:
-    """`2024-01-01 12:00` in Beijing time."""
-    return moment.astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 _FILTER_NAMES = (

@@ -3,7 +3,7 @@ same service functions as /api/users."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
@@ -13,9 +13,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wxcrm.console.display import beijing, grouped_phone
 from wxcrm.console.routing import console_router, render_page
 from wxcrm.console.session import ConsoleUser
-from wxcrm.core.clock import SHANGHAI
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.errors import AppError, Forbidden, validation_details
@@ -206,12 +206,8 @@ async def suspend_staff(
     back: Annotated[str, Form()] = "",
 ) -> Response:
     """停用: the account's sessions stop at once."""
-    query = _back(back)
-    try:
-        await service.suspend_user(session, admin, user_id)
-    except AppError as refused:
-        return await _refused(request, settings, session, admin, query, user_id, refused)
-    return _done(query, "suspended")
+    action = service.suspend_user(session, admin, user_id)
+    return await _row_action(request, settings, session, admin, back, user_id, action, "suspended")
 
 
 @router.post("/staff/{user_id}/resume")
@@ -224,12 +220,8 @@ async def resume_staff(
     back: Annotated[str, Form()] = "",
 ) -> Response:
     """启用 a suspended account."""
-    query = _back(back)
-    try:
-        await service.resume_user(session, admin, user_id)
-    except AppError as refused:
-        return await _refused(request, settings, session, admin, query, user_id, refused)
-    return _done(query, "resumed")
+    action = service.resume_user(session, admin, user_id)
+    return await _row_action(request, settings, session, admin, back, user_id, action, "resumed")
 
 
 @router.post("/staff/{user_id}/reset-password")
@@ -253,11 +245,8 @@ async def reset_staff_password(
         return await _list_page(
             request, settings, session, admin, query, error=refused, status_code=400
         )
-    try:
-        await service.reset_password(session, admin, user_id, body.password)
-    except AppError as refused:
-        return await _refused(request, settings, session, admin, query, user_id, refused)
-    return _done(query, "password")
+    action = service.reset_password(session, admin, user_id, body.password)
+    return await _row_action(request, settings, session, admin, back, user_id, action, "password")
 
 
 @router.post("/staff/{user_id}/unbind-wechat")
@@ -270,12 +259,11 @@ async def unbind_staff_wechat(
     back: Annotated[str, Form()] = "",
 ) -> Response:
     """解除微信绑定: the account's next phone login binds the WeChat it comes from."""
-    query = _back(back)
-    try:
+
+    async def unbind() -> None:
         await service.unbind_openid(session, await service.get_user(session, user_id))
-    except AppError as refused:
-        return await _refused(request, settings, session, admin, query, user_id, refused)
-    return _done(query, "unbound")
+
+    return await _row_action(request, settings, session, admin, back, user_id, unbind(), "unbound")
 
 
 async def _list_page(
@@ -301,8 +289,8 @@ async def _list_page(
     rows = [
         StaffRow(
             account=StaffAccountOut.of(user),
-            phone=_grouped(user.phone),
-            created=user.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+            phone=grouped_phone(user.phone),
+            created=beijing(user.created_at),
             is_self=user.id == admin.id,
         )
         for user in users
@@ -325,20 +313,27 @@ def _create_page(
     )  # fmt: skip
 
 
-async def _refused(
+async def _row_action(
     request: Request,
     settings: Settings,
     session: AsyncSession,
     admin: User,
-    query: ListQuery,
+    back: str,
     user_id: str,
-    refused: AppError,
-) -> HTMLResponse:
-    """The list again, the service's refusal shown on the row it concerns."""
-    error = ActionError(user_id, refused.message)
-    return await _list_page(
-        request, settings, session, admin, query, error=error, status_code=refused.status_code
-    )
+    action: Awaitable[object],
+    done: str,
+) -> Response:
+    """Run a row's action: back to the list it came from (303, with `done`), or the list again
+    with the service's refusal shown on the row it concerns."""
+    query = _back(back)
+    try:
+        await action
+    except AppError as refused:
+        error = ActionError(user_id, refused.message)
+        return await _list_page(
+            request, settings, session, admin, query, error=error, status_code=refused.status_code
+        )
+    return _done(query, done)
 
 
 def _done(query: ListQuery, done: str) -> RedirectResponse:
@@ -373,13 +368,6 @@ def _field_message(detail: Mapping[str, str], *, label: str | None = None) -> st
     if detail["field"] == "role":
         return "请选择角色"
     return f"{label}{message}"
-
-
-def _grouped(phone: str | None) -> str:
-    """138 0013 8000, as people read a mobile number."""
-    if not phone:
-        return ""
-    return f"{phone[:3]} {phone[3:7]} {phone[7:]}" if len(phone) == 11 else phone
 
 
 def _number(raw: str | None, default: int) -> int:

@@ -1,0 +1,20 @@
+"""How the console writes values people read: phones grouped, times in Beijing."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from wxcrm.core import clock
+
+
+def grouped_phone(phone: str | None) -> str:
+    """`13800138000` as `138 0013 8000`; anything else as stored."""
+    if phone and re.fullmatch(r"\d{11}", phone):
+        return f"{phone[:3]} {phone[3:7]} {phone[7:]}"
+    return phone or ""
+
+
+def beijing(moment: datetime | None) -> str:
+    """`2024-01-01 12:00` in Beijing time."""
+    return moment.astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
