@@ -24,8 +24,11 @@ from wxcrm.customers.records import service
 from wxcrm.customers.records.deps import list_filters
 from wxcrm.customers.records.filters import CustomerFilters, FollowUpStatus
 from wxcrm.customers.records.schemas import SortField
-from wxcrm.customers.staffapp.service import employees, people
+from wxcrm.customers.staffapp.service import people
 from wxcrm.users.models import User
+from wxcrm.users.repository import UserRepository
+
+MAX_OWNERS = 1000
 
 PAGE_SIZES = (10, 20, 50, 100)
 DEFAULT_PAGE_SIZE = 20
@@ -86,7 +89,8 @@ async def customer_list(
         value = query.values.get(name)
         if value and value not in allowed:
             query.errors[name] = "请从列表中选择"
-    owners = await employees(session, user) if user.is_staff_manager else []
+    # The owner filter, for those who see everyone's customers: active staff by name.
+    owners = await UserRepository(session).active(MAX_OWNERS) if user.is_staff_manager else []
     if query.values.get("assignedTo") and not any(
         owner.id == query.values["assignedTo"] for owner in owners
     ):
