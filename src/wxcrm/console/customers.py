@@ -24,9 +24,8 @@ from wxcrm.customers.records import service
 from wxcrm.customers.records.deps import list_filters
 from wxcrm.customers.records.filters import CustomerFilters, FollowUpStatus
 from wxcrm.customers.records.schemas import SortField
-from wxcrm.customers.staffapp.service import people
 from wxcrm.users.models import User
-from wxcrm.users.repository import UserRepository
+from wxcrm.users.repository import UserRepository, people
 
 MAX_OWNERS = 1000
 

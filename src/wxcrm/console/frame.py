@@ -42,9 +42,11 @@ class Frame:
     menu: tuple[MenuItem, ...]
     active: str
     csrf: str
+    # The message of the action that led here (a toast), if any.
+    flash: str | None = None
 
 
-def frame_for(user: User, *, active: str, csrf: str) -> Frame:
+def frame_for(user: User, *, active: str, csrf: str, flash: str | None = None) -> Frame:
     role = Role(user.role)
     return Frame(
         company=COMPANY_NAME,
@@ -53,4 +55,5 @@ def frame_for(user: User, *, active: str, csrf: str) -> Frame:
         menu=tuple(item for item in MENU if role in item.roles),
         active=active,
         csrf=csrf,
+        flash=flash,
     )

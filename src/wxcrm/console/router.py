@@ -8,18 +8,25 @@ from fastapi import Form, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from wxcrm.console import customers
+from wxcrm.console import (
+    customers,
+    dashboard,
+    notifications,
+    pool,
+    record,
+    staff,
+    system,
+    transfer,
+)
 from wxcrm.console.frame import COMPANY_NAME
-from wxcrm.console.routing import console_router, render_page
+from wxcrm.console.routing import console_router
 from wxcrm.console.session import (
     NONCE_COOKIE,
     SESSION_COOKIE,
-    ConsoleUser,
     new_nonce,
     page_csrf,
     set_cookie,
 )
-from wxcrm.console.staff import router as staff_router
 from wxcrm.console.templating import STATIC, STATIC_FILES, render, static_version
 from wxcrm.core.db import SessionDep, ShortReadsDep
 from wxcrm.core.deps import SettingsDep
@@ -35,8 +42,8 @@ YEAR = 365 * 24 * 3600
 
 
 router = console_router()
-router.include_router(staff_router)
-router.include_router(customers.router)
+for page in (dashboard, customers, record, pool, transfer, notifications, staff, system):
+    router.include_router(page.router)
 
 
 @router.get("/login")
@@ -81,12 +88,6 @@ async def logout(request: Request) -> RedirectResponse:
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(NONCE_COOKIE, path="/")
     return response
-
-
-@router.get("/")
-async def home(request: Request, user: ConsoleUser, settings: SettingsDep) -> HTMLResponse:
-    """首页, inside the frame."""
-    return render_page(request, settings, user, "home.html", active="home")
 
 
 @router.get("/console/static/{version}/{name}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -54,6 +55,23 @@ def console_router() -> APIRouter:
     )
 
 
+FLASH_COOKIE = "wxcrm_flash"
+
+
+def done(request: Request, url: str, message: str) -> Response:
+    """An action succeeded: go to `url` (a local path) and say `message` there as a toast.
+    htmx navigates without reloading (HX-Location); a plain form follows a 303."""
+    if not url.startswith("/") or url.startswith("//"):
+        url = "/"
+    response: Response
+    if request.headers.get("HX-Request"):
+        response = Response(status_code=204, headers={"HX-Location": url})
+    else:
+        response = RedirectResponse(url, status_code=303)
+    set_cookie(request, response, FLASH_COOKIE, quote(message), max_age=60)
+    return response
+
+
 def render_page(
     request: Request,
     settings: Settings,
@@ -66,8 +84,11 @@ def render_page(
 ) -> HTMLResponse:
     """A page inside the frame (`active`: its menu key), with this session's CSRF token."""
     csrf, fresh_nonce = page_csrf(request, settings)
-    frame = frame_for(user, active=active, csrf=csrf)
+    flash = request.cookies.get(FLASH_COOKIE)
+    frame = frame_for(user, active=active, csrf=csrf, flash=unquote(flash)[:200] if flash else None)
     response = render(request, template, status_code, frame=frame, **context)
     if fresh_nonce is not None:
         set_cookie(request, response, NONCE_COOKIE, fresh_nonce, max_age=None)
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/")
     return response

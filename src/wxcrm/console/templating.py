@@ -14,7 +14,14 @@ from jinja2 import Environment, FileSystemLoader
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 # Only what a page links to is served; nothing else of the package leaves it.
-STATIC_FILES = ("console.css", "htmx-2.0.4.min.js", "htmx-2.0.4.LICENSE")
+STATIC_FILES = (
+    "console.css",
+    "console.js",
+    "htmx-2.0.4.min.js",
+    "htmx-2.0.4.LICENSE",
+    "echarts-6.1.0.min.js",
+    "echarts-6.1.0.LICENSE",
+)
 # Pages hold customers' data and run only our own scripts: no caching, no inline script,
 # no framing.
 PAGE_HEADERS = {

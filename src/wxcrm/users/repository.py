@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -111,3 +112,38 @@ class UserRepository:
             .with_for_update()
         )
         return result.all()
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    username: str
+
+    def ref(self) -> dict[str, str]:
+        return {"_id": self.id, "name": self.name, "username": self.username}
+
+    def names(self) -> dict[str, str]:
+        return {"name": self.name, "username": self.username}
+
+
+class People(dict[str, Person]):
+    """Staff by id, read in one query (names only: never a password hash or an openid)."""
+
+    def ref(self, user_id: str | None) -> dict[str, str] | None:
+        person = self.get(user_id) if user_id else None
+        return person.ref() if person else None
+
+    def names(self, user_id: str | None) -> dict[str, str] | None:
+        person = self.get(user_id) if user_id else None
+        return person.names() if person else None
+
+    def called(self, user_id: str | None, otherwise: str) -> str:
+        person = self.get(user_id) if user_id else None
+        return (person.name or person.username) if person else otherwise
+
+
+async def people(session: AsyncSession, ids: Iterable[str | None]) -> People:
+    """The staff these ids name, for showing who owns or did what."""
+    rows = await UserRepository(session).names({user_id for user_id in ids if user_id})
+    return People({row.id: Person(row.id, row.name, row.username) for row in rows})

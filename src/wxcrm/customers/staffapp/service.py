@@ -9,8 +9,7 @@ and the advisor's notification) and the pool (release). A refused operation rais
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -62,7 +61,7 @@ from wxcrm.customers.staffapp.schemas import (
     TodayTodoOut,
 )
 from wxcrm.users.models import User
-from wxcrm.users.repository import UserRepository
+from wxcrm.users.repository import People, UserRepository, people
 
 LOST = "流失客户"
 MAY_NOT_ASSIGN = "无权限分配客户"
@@ -79,40 +78,6 @@ IDEMPOTENCY_SCOPE = "staffapp.create"
 
 
 # -- the people a customer names ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Person:
-    id: str
-    name: str
-    username: str
-
-    def ref(self) -> dict[str, str]:
-        return {"_id": self.id, "name": self.name, "username": self.username}
-
-    def names(self) -> dict[str, str]:
-        return {"name": self.name, "username": self.username}
-
-
-class People(dict[str, Person]):
-    """Staff by id, read in one query (names only: never a password hash or an openid)."""
-
-    def ref(self, user_id: str | None) -> dict[str, str] | None:
-        person = self.get(user_id) if user_id else None
-        return person.ref() if person else None
-
-    def names(self, user_id: str | None) -> dict[str, str] | None:
-        person = self.get(user_id) if user_id else None
-        return person.names() if person else None
-
-    def called(self, user_id: str | None, otherwise: str) -> str:
-        person = self.get(user_id) if user_id else None
-        return (person.name or person.username) if person else otherwise
-
-
-async def people(session: AsyncSession, ids: Iterable[str | None]) -> People:
-    rows = await UserRepository(session).names({user_id for user_id in ids if user_id})
-    return People({row.id: Person(row.id, row.name, row.username) for row in rows})
 
 
 # -- what each role receives -----------------------------------------------------------------

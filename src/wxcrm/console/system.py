@@ -1,0 +1,7 @@
+"""系统设置 (admin, read-only): WeChat settings without secrets, templates, pool rules."""
+
+from __future__ import annotations
+
+from wxcrm.console.routing import console_router
+
+router = console_router()
