@@ -38,6 +38,7 @@ bench: install ## Print the benchmarks' figures (SQLite; BENCH_DATABASE_URL for 
 	.venv/bin/python -m bench.drain --workers 2 $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	.venv/bin/python -m bench.actions $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	.venv/bin/python -m bench.customers $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
+	.venv/bin/python -m bench.console $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	.venv/bin/python -m bench.mixed $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	.venv/bin/python -m bench.logins $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	.venv/bin/python -m bench.import_bombs

@@ -195,18 +195,16 @@ class Timed:
 
 def timed_gets(
     port: int,
-    token: str,
-    queries: list[dict[str, str | int]],
+    paths: list[str],
+    headers: dict[str, str],
     *,
     count: int,
     warmup: int,
     server_pid: int,
     backends: str | None,
 ) -> Timed:
-    """`count` GET /api/customers, one at a time on one keep-alive connection, cycling
-    through `queries`. http.client costs the client little next to the server's time."""
-    paths = [f"/api/customers?{urlencode(query)}" for query in queries]
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    """`count` GETs, one at a time on one keep-alive connection, cycling through `paths`.
+    http.client costs the client little next to the server's time."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
     def get(path: str) -> int:
@@ -378,8 +376,8 @@ def main(arguments: argparse.Namespace, url: str) -> None:
         for label, token, queries in cases:
             timed = timed_gets(
                 port,
-                token,
-                queries,
+                [f"/api/customers?{urlencode(query)}" for query in queries],
+                {"Authorization": f"Bearer {token}", "Accept": "application/json"},
                 count=arguments.requests,
                 warmup=arguments.warmup,
                 server_pid=process.pid,
