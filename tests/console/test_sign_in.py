@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from playwright.async_api import Locator, Page, expect
 
 from tests.console.conftest import XSS_NAME, Console
@@ -40,11 +38,7 @@ async def test_advisor_signs_in_by_keyboard_and_sees_its_menu(console: Console, 
     await expect(menu(page)).to_have_text(ADVISOR_MENU)
     await expect(page.locator(".topbar")).to_contain_text("advisor1")
     await expect(page.locator(".role-tag")).to_have_text("员工")
-    # Pages not built yet are shown, but as disabled links going nowhere.
-    pool = page.locator('a[data-menu="pool"]')  # a page not built yet
-    await expect(pool).to_have_attribute("aria-disabled", "true")
-    await expect(pool).to_have_attribute("title", "即将上线")
-    await expect(pool).not_to_have_attribute("href", re.compile(".*"))
+    await expect(page.locator('a[data-menu="pool"]')).to_have_attribute("href", "/pool")
     cookie = next(c for c in await page.context.cookies() if c["name"] == "wxcrm_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     await console.screenshot(page, "frame-advisor-1280")

@@ -19,17 +19,15 @@ class MenuItem:
     label: str
     href: str
     roles: frozenset[Role]
-    # A page not built yet shows in the menu, disabled, so staff know it is coming.
-    ready: bool = False
 
 
 MENU = (
-    MenuItem("home", "首页", "/", EVERYONE, ready=True),
-    MenuItem("customers", "客户", "/customers", EVERYONE, ready=True),
+    MenuItem("home", "首页", "/", EVERYONE),
+    MenuItem("customers", "客户", "/customers", EVERYONE),
     MenuItem("pool", "公海", "/pool", EVERYONE),
     MenuItem("transfer", "导入导出", "/import", MANAGERS),
     MenuItem("notifications", "通知", "/notifications", EVERYONE),
-    MenuItem("staff", "员工", "/staff", ADMINS, ready=True),
+    MenuItem("staff", "员工", "/staff", ADMINS),
     MenuItem("settings", "设置", "/settings", ADMINS),
 )
 

@@ -96,8 +96,10 @@
   document.addEventListener("htmx:afterSettle", function (event) { init(event.target); });
   document.addEventListener("htmx:beforeSwap", function (event) {
     // A dialog's form answered with success: close the dialog before the page changes.
-    if (event.detail.xhr.status < 300) {
-      var dialog = event.detail.elt.closest && event.detail.elt.closest("dialog");
+    // detail.elt is the swap target by now; the element that sent the request is requestConfig's.
+    var sender = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (event.detail.xhr.status < 300 && sender && sender.closest) {
+      var dialog = sender.closest("dialog");
       if (dialog && dialog.open && !event.detail.target.closest("dialog")) dialog.close();
     }
   });
