@@ -23,7 +23,11 @@ class NotificationRepository:
         event: str | None,
         offset: int,
         limit: int,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> tuple[Sequence[Notification], int]:
+        """One page, newest first, and how many match; `created_from` inclusive,
+        `created_before` exclusive (the console's date range)."""
         filters = []
         if status is not None:
             filters.append(Notification.status == status)
@@ -31,6 +35,10 @@ class NotificationRepository:
             filters.append(Notification.advisor_id == advisor_id)
         if event is not None:
             filters.append(Notification.event == event)
+        if created_from is not None:
+            filters.append(Notification.created_at >= created_from)
+        if created_before is not None:
+            filters.append(Notification.created_at < created_before)
         total = await self.session.scalar(
             select(func.count()).select_from(Notification).where(*filters)
         )
@@ -93,3 +101,18 @@ class NotificationRepository:
         counts = {status.value: 0 for status in watched}
         counts.update({str(status): int(count) for status, count in rows.all()})
         return counts
+
+    async def last_sent(self, advisor_ids: Collection[str]) -> dict[str, datetime]:
+        """When each of these advisors was last sent a message (advisors never sent one
+        are left out)."""
+        if not advisor_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Notification.advisor_id, func.max(Notification.sent_at))
+            .where(
+                Notification.advisor_id.in_(list(advisor_ids)),
+                Notification.status == NotificationStatus.sent.value,
+            )
+            .group_by(Notification.advisor_id)
+        )
+        return {str(advisor): sent for advisor, sent in rows.all() if sent is not None}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.errors import Conflict, NotFound
@@ -19,6 +22,33 @@ def visible(notification: Notification | None, user: User) -> Notification:
     if notification is None or (not user.is_staff_manager and notification.advisor_id != user.id):
         raise NotFound("通知不存在")
     return notification
+
+
+async def page_for(
+    session: AsyncSession,
+    user: User,
+    *,
+    status: str | None,
+    advisor_id: str | None,
+    event: str | None,
+    offset: int,
+    limit: int,
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
+) -> tuple[Sequence[Notification], int]:
+    """The notifications `user` may see, a page of them: an advisor's own only, whatever
+    advisor was asked for (the rule of GET /api/notifications)."""
+    if not user.is_staff_manager:
+        advisor_id = user.id
+    return await NotificationRepository(session).page(
+        status=status,
+        advisor_id=advisor_id,
+        event=event,
+        offset=offset,
+        limit=limit,
+        created_from=created_from,
+        created_before=created_before,
+    )
 
 
 async def retry(session: AsyncSession, notification_id: str, user: User) -> Notification:

@@ -7,6 +7,7 @@ Every change of `AdvisorSubscription.credits` is made by a function of this modu
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -189,3 +190,15 @@ async def available_credits(session: AsyncSession, advisor_id: str, template_id:
         )
     )
     return int(value or 0)
+
+
+async def subscriptions_of(
+    session: AsyncSession, advisor_ids: Collection[str]
+) -> Sequence[AdvisorSubscription]:
+    """Every template subscription of these advisors (the console's advisor table)."""
+    if not advisor_ids:
+        return []
+    rows = await session.scalars(
+        select(AdvisorSubscription).where(AdvisorSubscription.advisor_id.in_(list(advisor_ids)))
+    )
+    return rows.all()
