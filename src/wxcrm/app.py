@@ -30,6 +30,7 @@ from wxcrm.customers.staffapp.refusals import Refused
 from wxcrm.customers.staffapp.router import answer_refusal
 from wxcrm.customers.staffapp.router import router as staffapp_router
 from wxcrm.customers.transfer.router import router as transfer_router
+from wxcrm.customers.transfer.service import MAX_IMPORT_BYTES
 from wxcrm.jobs import scheduled_jobs
 from wxcrm.miniprogram.push import router as push_router
 from wxcrm.miniprogram.router import router as miniprogram_router
@@ -59,6 +60,9 @@ async def embedded_delivery(
     finally:
         stop.set()  # it finishes the deliveries under way, then returns
         await task
+
+
+MULTIPART_ROOM = 64 * 1024
 
 
 def create_app(
@@ -115,7 +119,12 @@ def create_app(
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        overrides={"/api/customers/import": 10 * 1024 * 1024},
+        overrides={
+            "/api/customers/import": MAX_IMPORT_BYTES,
+            # The console's upload: the file's own limit is checked beside its field, so the
+            # request may carry the multipart envelope around a file of that size.
+            "/import": MAX_IMPORT_BYTES + MULTIPART_ROOM,
+        },
     )
     if settings.cors_allow_origins:
         # Bearer tokens, not cookies, authenticate cross-origin callers: no credentials.

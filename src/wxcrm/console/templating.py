@@ -21,6 +21,8 @@ STATIC_FILES = (
     "htmx-2.0.4.LICENSE",
     "echarts-6.1.0.min.js",
     "echarts-6.1.0.LICENSE",
+    "dashboard.js",
+    "transfer.js",
 )
 # Pages hold customers' data and run only our own scripts: no caching, no inline script,
 # no framing.

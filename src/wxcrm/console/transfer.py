@@ -1,7 +1,316 @@
-"""导入导出: the import template, check-then-confirm import with progress, export."""
+"""导入导出: the import template, check-then-confirm import with progress, export.
+
+An upload is checked by the import's own rules (`check_file`) and nothing is written for
+it unless every row passes; a clean file is kept server-side (`pending_imports`) so that
+确认导入 needs no second upload and any of the app's processes can answer the confirm and
+the progress polls. Managers and admins only, as the API's import.
+"""
 
 from __future__ import annotations
 
-from wxcrm.console.routing import console_router
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request, Response
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import UploadFile
+
+from wxcrm.console.display import beijing
+from wxcrm.console.routing import console_router, done, render_page
+from wxcrm.console.session import ConsoleUser
+from wxcrm.console.templating import render
+from wxcrm.core import clock
+from wxcrm.core.db import DatabaseDep, SessionDep
+from wxcrm.core.deps import SettingsDep
+from wxcrm.core.errors import AppError, BadRequest, Forbidden, NotFound, RateLimited
+from wxcrm.core.ids import OBJECT_ID_PATTERN
+from wxcrm.core.settings import Settings
+from wxcrm.core.types import DATE_RANGE_MESSAGE, in_date_range
+from wxcrm.customers.records.filters import CustomerFilters
+from wxcrm.customers.transfer import pending as pending_imports
+from wxcrm.customers.transfer import service
+from wxcrm.customers.transfer.models import ImportStage, ImportStatus, PendingImport
+from wxcrm.customers.transfer.service import MAX_IMPORT_BYTES, MEDIA_TYPES, CheckReport, FileFormat
+from wxcrm.users.models import User
+
+MANAGERS_ONLY = "只有经理和管理员可以导入导出客户"
+FILE_FIELD = "file"
+NO_FILE = "请选择要导入的文件（.csv 或 .xlsx）"
+TOO_LARGE = f"文件过大，最大允许 {MAX_IMPORT_BYTES // (1024 * 1024)} MB，请拆分后再导入"
+STATUS_ID = "import-status"
+# The export's filters: the list's query names, what the form calls them.
+EXPORT_CHOICES = {
+    "leadSource": "线索来源",
+    "serviceCategory": "服务类别",
+    "contractStatus": "签约状态",
+    "leadLevel": "线索等级",
+}
+EXPORT_DATES = ("createdFrom", "createdTo")
 
 router = console_router()
+
+
+async def console_manager(user: ConsoleUser) -> User:
+    """The signed-in manager or admin; an advisor gets the 403 page, as from the API."""
+    if not user.is_staff_manager:
+        raise Forbidden(MANAGERS_ONLY)
+    return user
+
+
+ConsoleManager = Annotated[User, Depends(console_manager)]
+
+
+@dataclass
+class UploadForm:
+    """The upload's refusal (beside the file field) and the check's report, if any."""
+
+    error: str | None = None
+    filename: str = ""
+    report: CheckReport | None = None
+
+
+@dataclass
+class ExportForm:
+    values: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@router.get("/import")
+async def transfer_page(request: Request, user: ConsoleManager, settings: SettingsDep) -> Response:
+    """导入导出: the template, the upload and the export."""
+    return _page(request, settings, user, UploadForm(), ExportForm())
+
+
+@router.post("/import")
+async def check_upload(
+    request: Request, user: ConsoleManager, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Check an upload: its report if any row fails (nothing kept), else it is kept for a
+    confirm and the browser goes to it. A refused file says why beside the file field."""
+    upload = (await request.form()).get(FILE_FIELD)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _refused(request, settings, user, NO_FILE)
+    filename = upload.filename
+    try:
+        service.file_format(filename)
+        content = await upload.read(MAX_IMPORT_BYTES + 1)
+        if not content:
+            raise BadRequest("文件为空，请选择填好客户数据的文件")
+        if len(content) > MAX_IMPORT_BYTES:
+            raise BadRequest(TOO_LARGE)
+        report = await service.check_file(session, settings, filename, content)
+    except AppError as refused:
+        # An unusable file (format, size, no header …), or another import in this process.
+        status = refused.status_code if isinstance(refused, RateLimited) else 400
+        return _refused(request, settings, user, refused.message, filename, status)
+    if not report.clean:
+        form = UploadForm(filename=filename, report=report)
+        return _page(request, settings, user, form, ExportForm(), status_code=422)
+    kept = await pending_imports.stash(session, user, filename, content, report)
+    return done(request, f"/import/{kept.id}", f"检查通过：{report.rows} 行数据均可导入")
+
+
+@router.get("/import/template")
+async def import_template(
+    user: ConsoleManager, settings: SettingsDep, format: str = "csv"
+) -> Response:
+    """The import template: the headers and one example row that imports as it is."""
+    kind = _kind(format)
+    content = service.build_template(settings, kind)
+    return _download(content, kind, "客户导入模板", "customer-import-template")
+
+
+@router.get("/import/export")
+async def export_customers(
+    request: Request, user: ConsoleManager, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The customers under the form's filters, as CSV or XLSX; a bad filter is shown beside
+    its field on the page instead."""
+    form, filters = _export_filters(request, settings)
+    if form.errors:
+        return _page(request, settings, user, UploadForm(), form, status_code=400)
+    kind = _kind(request.query_params.get("format", "csv"))
+    content = await service.export_file(session, user, filters, kind)
+    today = f"{clock.today():%Y%m%d}"
+    return _download(content, kind, f"客户列表-{today}", f"customers-{today}")
+
+
+@router.get("/import/{pending_id}")
+async def pending_page(
+    request: Request,
+    pending_id: str,
+    user: ConsoleManager,
+    database: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    """A checked upload: its confirm, then its progress and result."""
+    pending = await pending_imports.current(database, user, _id(pending_id))
+    return render_page(
+        request, settings, user, "transfer/pending.html",
+        active="transfer", pending=_view(pending), status_id=STATUS_ID,
+    )  # fmt: skip
+
+
+@router.get("/import/{pending_id}/status")
+async def pending_status(
+    request: Request, pending_id: str, user: ConsoleManager, database: DatabaseDep
+) -> Response:
+    """The status region alone, polled every second while the import runs."""
+    pending = await pending_imports.current(database, user, _id(pending_id))
+    return render(request, "transfer/status.html", pending=_view(pending), status_id=STATUS_ID)
+
+
+@router.post("/import/{pending_id}/confirm")
+async def confirm_import(
+    request: Request,
+    pending_id: str,
+    user: ConsoleManager,
+    database: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    """确认导入: start the import of a checked upload, once."""
+    await pending_imports.confirm(database, settings, user, _id(pending_id))
+    return done(request, f"/import/{pending_id}", "已开始导入")
+
+
+def _page(
+    request: Request,
+    settings: Settings,
+    user: User,
+    upload: UploadForm,
+    export: ExportForm,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    choices = {
+        "leadSource": settings.lead_sources,
+        "serviceCategory": settings.service_categories,
+        "contractStatus": settings.contract_statuses,
+        "leadLevel": settings.lead_levels,
+    }
+    return render_page(
+        request, settings, user, "transfer/page.html",
+        active="transfer", status_code=status_code, upload=upload, export=export,
+        choices=choices, labels=EXPORT_CHOICES, max_bytes=MAX_IMPORT_BYTES,
+        max_rows=service.MAX_IMPORT_ROWS,
+    )  # fmt: skip
+
+
+def _refused(
+    request: Request,
+    settings: Settings,
+    user: User,
+    message: str,
+    filename: str = "",
+    status_code: int = 400,
+) -> HTMLResponse:
+    form = UploadForm(error=message, filename=filename)
+    return _page(request, settings, user, form, ExportForm(), status_code=status_code)
+
+
+def _export_filters(request: Request, settings: Settings) -> tuple[ExportForm, CustomerFilters]:
+    """The export form's filters, read as the customer list reads its own: a value not in
+    its list, or a date that is no date, is an error beside its field."""
+    params = request.query_params
+    form = ExportForm(values={name: params.get(name, "").strip() for name in EXPORT_CHOICES})
+    allowed = {
+        "leadSource": settings.lead_sources,
+        "serviceCategory": settings.service_categories,
+        "contractStatus": settings.contract_statuses,
+        "leadLevel": settings.lead_levels,
+    }
+    for name, options in allowed.items():
+        if form.values[name] and form.values[name] not in options:
+            form.errors[name] = "请从列表中选择"
+    days: dict[str, date | None] = {}
+    for name in EXPORT_DATES:
+        text = form.values[name] = params.get(name, "").strip()
+        days[name] = None
+        if text:
+            try:
+                days[name] = in_date_range(date.fromisoformat(text))
+            except ValueError as wrong:
+                form.errors[name] = (
+                    DATE_RANGE_MESSAGE if "日期" in str(wrong) else "日期格式应为 2024-01-31"
+                )
+    start, end = days["createdFrom"], days["createdTo"]
+    if start and end and start > end:
+        form.errors["createdTo"] = "结束日期不能早于开始日期"
+    filters = CustomerFilters(
+        lead_source=form.values["leadSource"] or None,
+        service_category=form.values["serviceCategory"] or None,
+        contract_status=form.values["contractStatus"] or None,
+        lead_level=form.values["leadLevel"] or None,
+        created_from=start,
+        created_to=end,
+    )
+    return form, filters
+
+
+@dataclass(frozen=True)
+class PendingView:
+    """A pending import as its page shows it."""
+
+    id: str
+    filename: str
+    row_count: int
+    status: str
+    stage: str
+    rows_done: int
+    imported: int | None
+    message: str
+    problems: list[dict[str, Any]]
+    created: str
+    finished: str
+
+    @property
+    def running(self) -> bool:
+        return self.status == ImportStatus.importing.value
+
+    @property
+    def stage_label(self) -> str:
+        return "正在写入" if self.stage == ImportStage.writing.value else "正在检查"
+
+
+def _view(pending: PendingImport) -> PendingView:
+    return PendingView(
+        id=pending.id,
+        filename=pending.filename,
+        row_count=pending.row_count,
+        status=pending.status,
+        stage=pending.stage or "",
+        rows_done=min(pending.rows_done, pending.row_count),
+        imported=pending.imported,
+        message=pending.message or "",
+        problems=pending.problems or [],
+        created=beijing(pending.created_at),
+        finished=beijing(pending.finished_at),
+    )
+
+
+def _id(pending_id: str) -> str:
+    if not OBJECT_ID_PATTERN.fullmatch(pending_id):
+        raise NotFound(pending_imports.NOT_FOUND)
+    return pending_id
+
+
+def _kind(text: str) -> FileFormat:
+    try:
+        return FileFormat(text)
+    except ValueError:
+        raise BadRequest("文件格式只能是 csv 或 xlsx") from None
+
+
+def _download(content: bytes, kind: FileFormat, name: str, ascii_name: str) -> Response:
+    # filename* carries the Chinese name (RFC 6266); filename is for clients without it.
+    disposition = (
+        f'attachment; filename="{ascii_name}.{kind.value}"; '
+        f"filename*=UTF-8''{quote(f'{name}.{kind.value}')}"
+    )
+    return Response(
+        content,
+        media_type=MEDIA_TYPES[kind],
+        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
+    )

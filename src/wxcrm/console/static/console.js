@@ -27,7 +27,9 @@
       node.remove();
     });
     // A dialog that a page renders already open (a refused form shown again).
-    root.querySelectorAll("dialog[data-open-on-load]").forEach(function (dialog) {
+    var dialogs = Array.prototype.slice.call(root.querySelectorAll("dialog[data-open-on-load]"));
+    if (root.matches && root.matches("dialog[data-open-on-load]")) dialogs.push(root);
+    dialogs.forEach(function (dialog) {
       if (!dialog.open) dialog.showModal();
     });
     updateSelection(root);

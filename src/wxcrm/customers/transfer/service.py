@@ -56,6 +56,7 @@ from wxcrm.customers.models import Customer
 from wxcrm.customers.needs import HOUSEHOLD_FIELDS, REST_SCHEDULES, HouseholdIn
 from wxcrm.customers.records.filters import SIGNED, CustomerFilters, filtered
 from wxcrm.customers.records.service import MISSING_CONTACT, need_card_values
+from wxcrm.customers.transfer.models import ImportStage
 from wxcrm.users.models import Role, User
 
 MAX_IMPORT_ROWS = 10_000
@@ -110,18 +111,25 @@ _import_running = threading.Lock()
 IMPORT_RETRY_AFTER_SECONDS = 5  # a 10,000-row import takes 2-4 s
 
 
-@contextmanager
-def import_slot() -> Iterator[None]:
-    """Hold the process's one import slot; a 429 while another import holds it."""
+def take_import_slot() -> Callable[[], None]:
+    """Take the process's one import slot, for work that outlives the request that starts
+    it (a confirmed import in the background); its release. A 429 while another holds it."""
     if not _import_running.acquire(blocking=False):
         raise RateLimited(
             "已有导入正在进行，请稍后再试",
             headers={"Retry-After": str(IMPORT_RETRY_AFTER_SECONDS)},
         )
+    return _import_running.release
+
+
+@contextmanager
+def import_slot() -> Iterator[None]:
+    """Hold the process's one import slot; a 429 while another import holds it."""
+    release = take_import_slot()
     try:
         yield
     finally:
-        _import_running.release()
+        release()
 
 
 class FileFormat(StrEnum):
@@ -495,15 +503,64 @@ class _Problems:
             }
         )
 
+    def listed(self) -> list[dict[str, Any]]:
+        """The problems in row and column order, as many as a report lists."""
+        self.items.sort(key=lambda item: (item["row"], _ORDER[item["field"]]))
+        return self.items[:MAX_REPORTED_ERRORS]
+
+    def rows(self) -> int:
+        return len({item["row"] for item in self.items})
+
     def raise_if_any(self) -> None:
         if not self.items:
             return
-        self.items.sort(key=lambda item: (item["row"], _ORDER[item["field"]]))
-        rows = len({item["row"] for item in self.items})
-        message = f"导入失败：{rows} 行数据有误（共 {len(self.items)} 处），未导入任何客户"
+        message = f"导入失败：{self.rows()} 行数据有误（共 {len(self.items)} 处），未导入任何客户"
         if len(self.items) > MAX_REPORTED_ERRORS:
             message += f"；仅列出前 {MAX_REPORTED_ERRORS} 处"
-        raise ValidationFailed(message, self.items[:MAX_REPORTED_ERRORS])
+        raise ValidationFailed(message, self.listed())
+
+
+# Told how many rows of the stage are done, every PROGRESS_EVERY rows and at its end.
+Progress = Callable[[ImportStage, int], Awaitable[None]]
+PROGRESS_EVERY = 500
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What the import would say of a file, found without writing anything."""
+
+    rows: int  # data rows read
+    problems: list[dict[str, Any]]  # {row, field, column, value, message}, the first 500
+    problem_count: int
+    bad_rows: int
+    note: str = ""  # of rows not read after a run of blank ones
+
+    @property
+    def ok_rows(self) -> int:
+        return self.rows - self.bad_rows
+
+    @property
+    def clean(self) -> bool:
+        return self.problem_count == 0
+
+
+@dataclass
+class _Checked:
+    """The rows' problems and, for the rows without any, what their INSERT needs."""
+
+    problems: _Problems
+    phones: dict[int, str]  # row number -> normalised phone, for the rows that have one
+    households: dict[int, dict[str, Any]]  # row number -> its checked 家政 fields
+    owners: dict[str, str]  # username -> id of the named owners who are active advisors
+
+    def report(self, sheet: Sheet) -> CheckReport:
+        return CheckReport(
+            rows=len(sheet.rows),
+            problems=self.problems.listed(),
+            problem_count=len(self.problems.items),
+            bad_rows=self.problems.rows(),
+            note=sheet.note(),
+        )
 
 
 async def import_file(
@@ -522,10 +579,88 @@ async def import_file(
     return count, sheet
 
 
+async def check_file(
+    session: AsyncSession, settings: Settings, filename: str, content: bytes
+) -> CheckReport:
+    """What importing this file would find wrong, row by row, without writing anything:
+    the import's own reading and checks (`check_rows`), database conflicts included. An
+    unusable file is still refused as the import refuses it (400, 413)."""
+    with import_slot():
+        sheet = await run_in_threadpool(read_sheet, filename, content)
+        checked = await check_rows(session, settings, sheet.rows)
+    return checked.report(sheet)
+
+
 async def import_rows(
-    session: AsyncSession, settings: Settings, importer: User, rows: Sequence[SheetRow]
+    session: AsyncSession,
+    settings: Settings,
+    importer: User,
+    rows: Sequence[SheetRow],
+    *,
+    progress: Progress | None = None,
 ) -> int:
-    """Insert every row as a customer, or none: any bad row fails the whole file."""
+    """Insert every row as a customer, or none: any bad row fails the whole file.
+
+    `progress` hears of the rows checked, before the session runs any statement, then of
+    the rows written inside its transaction."""
+    checked = await check_rows(session, settings, rows, progress=progress)
+    checked.problems.raise_if_any()
+
+    now = utcnow()
+    numbers: set[str] = set()
+    values = []
+    for row in rows:
+        owner_id = checked.owners.get(row.values.get("owner", ""))
+        contract_status = row.values.get("contractStatus") or DEFAULT_CONTRACT_STATUS
+        record = {
+            "id": new_id(),
+            "customer_no": _fresh_number(numbers),
+            "name": row.values["name"],
+            "phone": checked.phones.get(row.number),
+            "phone_verified": False,
+            "wechat_id": row.values.get("wechatId") or None,
+            "lead_source": row.values.get("leadSource") or DEFAULT_LEAD_SOURCE,
+            "service_category": row.values.get("serviceCategory") or None,
+            "contract_status": contract_status,
+            "lead_level": row.values.get("leadLevel") or None,
+            "address": row.values.get("address") or None,
+            "remark": row.values.get("remarks") or None,
+            **_NO_HOUSEHOLD,
+            "is_frozen": False,
+            "owner_id": owner_id,
+            "assigned_at": now if owner_id else None,
+            "assigned_by_id": importer.id if owner_id else None,
+            "created_by_id": importer.id,
+            "last_updated_by_id": importer.id,
+            # Unowned customers go to the public pool, as a manager's new customer does.
+            "pool_entered_at": None if owner_id else now,
+            "signed_at": now if contract_status == SIGNED else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        household = checked.households[row.number]
+        if household:
+            record.update(household)
+            if any(row.values.get(key) for key in _NEED_CARD):
+                record.update(need_card_values(settings, record))
+        values.append(record)
+    await _insert(session, values, numbers, progress)
+    return len(values)
+
+
+async def check_rows(
+    session: AsyncSession,
+    settings: Settings,
+    rows: Sequence[SheetRow],
+    *,
+    progress: Progress | None = None,
+) -> _Checked:
+    """Every rule a row must pass to be imported, for the import and for its check alike:
+    the cells (lengths, lists, phone, the 家政 fields by the forms' rules), repeats within
+    the file, and what the database already holds (phones, WeChat ids, owners). Reads only.
+
+    The cells are checked before the first statement: a caller's progress report may write
+    in a session of its own meanwhile, even on SQLite."""
     problems = _Problems()
     lists = {
         "leadSource": settings.lead_sources,
@@ -533,11 +668,11 @@ async def import_rows(
         "contractStatus": settings.contract_statuses,
         "leadLevel": settings.lead_levels,
     }
-    phones: dict[int, str] = {}  # row number -> normalised phone, for the rows that have one
+    phones: dict[int, str] = {}
     first_row_of: dict[str, int] = {}
     first_row_of_wechat: dict[str, int] = {}
-    households: dict[int, dict[str, Any]] = {}  # row number -> its checked 家政 fields
-    for row in rows:
+    households: dict[int, dict[str, Any]] = {}
+    for done, row in enumerate(rows, start=1):
         too_long: set[str] = set()
         for key, value in row.values.items():
             column = _COLUMNS[key]
@@ -571,6 +706,8 @@ async def import_rows(
                 header = _COLUMNS[key].header
                 problems.add(row, key, f"{header}必须是 {'、'.join(allowed)} 之一")
         households[row.number] = _household_fields(row, too_long, problems)
+        if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(rows)):
+            await progress(ImportStage.checking, done)
 
     if session.get_bind().dialect.name == "postgresql":
         # Right after a bulk import, before autovacuum has analysed the table, PostgreSQL
@@ -593,48 +730,7 @@ async def import_rows(
         owner = row.values.get("owner")
         if owner and owner not in owners:
             problems.add(row, "owner", f"负责人“{owner}”不是在职顾问的用户名")
-    problems.raise_if_any()
-
-    now = utcnow()
-    numbers: set[str] = set()
-    values = []
-    for row in rows:
-        owner_id = owners.get(row.values.get("owner", ""))
-        contract_status = row.values.get("contractStatus") or DEFAULT_CONTRACT_STATUS
-        record = {
-            "id": new_id(),
-            "customer_no": _fresh_number(numbers),
-            "name": row.values["name"],
-            "phone": phones.get(row.number),
-            "phone_verified": False,
-            "wechat_id": row.values.get("wechatId") or None,
-            "lead_source": row.values.get("leadSource") or DEFAULT_LEAD_SOURCE,
-            "service_category": row.values.get("serviceCategory") or None,
-            "contract_status": contract_status,
-            "lead_level": row.values.get("leadLevel") or None,
-            "address": row.values.get("address") or None,
-            "remark": row.values.get("remarks") or None,
-            **_NO_HOUSEHOLD,
-            "is_frozen": False,
-            "owner_id": owner_id,
-            "assigned_at": now if owner_id else None,
-            "assigned_by_id": importer.id if owner_id else None,
-            "created_by_id": importer.id,
-            "last_updated_by_id": importer.id,
-            # Unowned customers go to the public pool, as a manager's new customer does.
-            "pool_entered_at": None if owner_id else now,
-            "signed_at": now if contract_status == SIGNED else None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        household = households[row.number]
-        if household:
-            record.update(household)
-            if any(row.values.get(key) for key in _NEED_CARD):
-                record.update(need_card_values(settings, record))
-        values.append(record)
-    await _insert(session, values, numbers)
-    return len(values)
+    return _Checked(problems, phones, households, owners)
 
 
 # Every 家政 column of an imported customer, empty: the INSERT's rows all have the same keys.
@@ -698,7 +794,12 @@ async def _active_owners(session: AsyncSession, usernames: set[str]) -> dict[str
     return dict(result.all())
 
 
-async def _insert(session: AsyncSession, values: list[dict[str, Any]], used: set[str]) -> None:
+async def _insert(
+    session: AsyncSession,
+    values: list[dict[str, Any]],
+    used: set[str],
+    progress: Progress | None = None,
+) -> None:
     """Set-based INSERTs in chunks; a row whose customer number is taken draws another."""
     statement = (
         dialect_insert(session, Customer)
@@ -707,6 +808,7 @@ async def _insert(session: AsyncSession, values: list[dict[str, Any]], used: set
     )
     pending = values
     chunk_size = _INSERT_PARAMETERS // max(len(values[0]), 1) if values else 1
+    written = 0
     for _ in range(_NUMBER_TRIES):
         missed: list[dict[str, Any]] = []
         for start in range(0, len(pending), chunk_size):
@@ -720,6 +822,9 @@ async def _insert(session: AsyncSession, values: list[dict[str, Any]], used: set
                     "导入时数据已被其他操作修改（如手机号或微信号刚被录入），请重新导入"
                 ) from error
             missed += [row for row in chunk if row["customer_no"] not in inserted]
+            written += len(inserted)
+            if progress is not None:
+                await progress(ImportStage.writing, written)
         if not missed:
             return
         for row in missed:
