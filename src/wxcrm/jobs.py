@@ -8,7 +8,9 @@ from __future__ import annotations
 from wxcrm.core.idempotency import forget_expired
 from wxcrm.customers.pool.service import recycle_to_pool
 from wxcrm.customers.reminders import send_follow_up_reminders
+from wxcrm.customers.transfer.pending import forget_old_imports
 from wxcrm.notifications.worker import ScheduledJob
+from wxcrm.users.service import forget_signed_out
 
 # Recycling counts in days; a few minutes late is nothing, and every worker runs it.
 RECYCLE_EVERY_SECONDS = 600.0
@@ -17,6 +19,10 @@ RECYCLE_EVERY_SECONDS = 600.0
 FOLLOW_UP_REMINDER_EVERY_SECONDS = 180.0
 # Idempotency keys live a day; an hour more or less is nothing.
 FORGET_IDEMPOTENCY_KEYS_EVERY_SECONDS = 3600.0
+# Uploads waiting for (or done with) their confirm live a day; an hour more is nothing.
+FORGET_OLD_IMPORTS_EVERY_SECONDS = 3600.0
+# Signed-out tokens are refused by their expiry anyway once it passes; dropping them is tidying.
+FORGET_SIGNED_OUT_EVERY_SECONDS = 3600.0
 
 
 def scheduled_jobs() -> list[ScheduledJob]:
@@ -31,5 +37,15 @@ def scheduled_jobs() -> list[ScheduledJob]:
             "forget_idempotency_keys",
             every_seconds=FORGET_IDEMPOTENCY_KEYS_EVERY_SECONDS,
             run=forget_expired,
+        ),
+        ScheduledJob(
+            "forget_old_imports",
+            every_seconds=FORGET_OLD_IMPORTS_EVERY_SECONDS,
+            run=forget_old_imports,
+        ),
+        ScheduledJob(
+            "forget_signed_out_tokens",
+            every_seconds=FORGET_SIGNED_OUT_EVERY_SECONDS,
+            run=forget_signed_out,
         ),
     ]

@@ -52,7 +52,8 @@ async def browser() -> AsyncIterator[Browser]:
         if os.environ.get("WXCRM_REQUIRE_BROWSER") == "1":
             pytest.fail(MISSING_BROWSER.replace("SKIPPED", "REQUIRED"), pytrace=False)
         pytest.skip(MISSING_BROWSER)
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    # Chromium formats date inputs by its own UI language, not the page's locale.
+    args = ["--lang=zh-CN", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
         try:

@@ -92,10 +92,21 @@ async def test_a_suspended_account_is_signed_out_at_once(console: Console, page:
 
 async def test_logout_ends_the_session(console: Console, page: Page) -> None:
     await console.sign_in(page, "advisor1")
+    kept = next(c for c in await page.context.cookies() if c["name"] == "wxcrm_console")
     await page.get_by_role("button", name="退出").click()
     await expect(page).to_have_url(f"{console.url}/login")
     await page.goto(f"{console.url}/")
     await expect(page).to_have_url(f"{console.url}/login")
+    # A copy of the session cookie taken before signing out is worth nothing after it:
+    # neither in the console nor as the API's bearer token.
+    await page.context.add_cookies([kept])
+    await page.goto(f"{console.url}/customers")
+    await expect(page).to_have_url(f"{console.url}/login")
+    api = await page.request.get(
+        f"{console.url}/api/auth/me", headers={"Authorization": f"Bearer {kept['value']}"}
+    )
+    assert api.status == 401
+    assert (await api.json())["message"] == "已退出登录，请重新登录"
 
 
 async def test_a_post_without_the_csrf_token_is_refused(console: Console, page: Page) -> None:

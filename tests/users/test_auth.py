@@ -17,9 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import TEST_SECRET_KEY, assert_error
 from tests.factories import DEFAULT_PASSWORD, make_user
 from wxcrm.core.db import Database
+from wxcrm.core.models import utcnow
 from wxcrm.core.security import create_token
+from wxcrm.core.settings import Settings
+from wxcrm.jobs import scheduled_jobs
 from wxcrm.users.deps import CurrentManager
 from wxcrm.users.models import Role, User
+from wxcrm.users.service import forget_signed_out, sign_out
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
@@ -163,3 +167,33 @@ async def test_user_made_by_the_cli_can_log_in(
         async with database.writer() as cleanup:
             await cleanup.execute(delete(User).where(User.username == "cli-admin"))
             await cleanup.commit()
+
+
+async def test_a_signed_out_token_is_refused_and_only_that_session_ends(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    user = await make_user(session)
+    token = (await login(client, user.username, DEFAULT_PASSWORD)).json()["data"]["token"]
+    other = (await login(client, user.username, DEFAULT_PASSWORD)).json()["data"]["token"]
+    await sign_out(session, settings, token)
+    await sign_out(session, settings, token)  # twice: nothing more happens
+    await sign_out(session, settings, "not-a-token")  # nothing to refuse
+    refused = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert_error(refused, 401, "UNAUTHORIZED")
+    assert refused.json()["message"] == "已退出登录，请重新登录"
+    kept = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {other}"})
+    assert kept.status_code == 200
+
+
+async def test_signed_out_tokens_are_forgotten_once_expired(
+    committed: Database, settings: Settings
+) -> None:
+    lifetime = timedelta(minutes=settings.staff_token_minutes)
+    token = create_token(settings.signing_key(), "0" * 24, "staff", lifetime)
+    async with committed.writer() as writer:
+        await sign_out(writer, settings, token)
+        await writer.commit()
+    [job] = [job for job in scheduled_jobs() if job.name == "forget_signed_out_tokens"]
+    assert await job.run(committed, settings) == 0  # not expired yet: still refused
+    after_expiry = utcnow() + lifetime + timedelta(seconds=1)
+    assert await forget_signed_out(committed, settings, after_expiry) == 1

@@ -35,6 +35,7 @@ from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.core.settings import Settings
 from wxcrm.users.router import password_login
 from wxcrm.users.schemas import LoginRequest
+from wxcrm.users.service import sign_out
 from wxcrm.wechat.deps import WeChatDep
 
 LOGIN_FORMAT = "请输入用户名（最多 64 个字符）和密码（最多 128 个字符）"
@@ -82,8 +83,12 @@ async def login(
 
 
 @router.post("/logout")
-async def logout(request: Request) -> RedirectResponse:
-    """Sign out: the browser forgets the session."""
+async def logout(request: Request, session: SessionDep, settings: SettingsDep) -> RedirectResponse:
+    """Sign out: the session's token is refused from now on, in every process (a copy of the
+    cookie is worth nothing), and the browser forgets it."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await sign_out(session, settings, token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(NONCE_COOKIE, path="/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wxcrm.core.models import Base, IdMixin, TimestampMixin
@@ -38,3 +38,14 @@ class User(IdMixin, TimestampMixin, Base):
     @property
     def is_staff_manager(self) -> bool:
         return self.role in (Role.admin, Role.manager)
+
+
+class SignedOutToken(Base):
+    """A staff token whose holder signed out: refused until it would have expired anyway.
+    Kept by its digest, never the token itself."""
+
+    __tablename__ = "signed_out_tokens"
+    __table_args__ = (Index("ix_signed_out_tokens_expires_at", "expires_at"),)
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.users.models import Role, User
+from wxcrm.core.db import dialect_insert
+from wxcrm.users.models import Role, SignedOutToken, User
 
 
 class UserRepository:
@@ -101,6 +104,21 @@ class UserRepository:
         )
         return result.all(), total or 0
 
+    async def sign_out(self, token: str, expires_at: datetime) -> None:
+        """Refuse `token` from now until it expires (a second sign-out changes nothing)."""
+        insert = dialect_insert(self.session, SignedOutToken)
+        await self.session.execute(
+            insert.values(
+                digest=token_digest(token), expires_at=expires_at
+            ).on_conflict_do_nothing()
+        )
+
+    async def signed_out(self, token: str) -> bool:
+        found = await self.session.scalar(
+            select(SignedOutToken.digest).where(SignedOutToken.digest == token_digest(token))
+        )
+        return found is not None
+
     async def lock_active_admins(self) -> Sequence[str]:
         """Ids of the active admins, their rows locked (PostgreSQL) until the transaction
         ends: of two admins removing each other at the same moment, the second sees the
@@ -112,6 +130,10 @@ class UserRepository:
             .with_for_update()
         )
         return result.all()
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

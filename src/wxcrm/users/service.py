@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wxcrm.core.db import Database
 from wxcrm.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from wxcrm.core.models import utcnow
 from wxcrm.core.phones import normalize_phone
 from wxcrm.core.security import (
     DUMMY_PASSWORD_HASH,
+    InvalidToken,
     create_token,
+    decode_token,
     hash_password_off_loop,
     password_needs_rehash,
     verify_password_off_loop,
 )
 from wxcrm.core.settings import Settings
-from wxcrm.users.models import Role, User
+from wxcrm.users.models import Role, SignedOutToken, User
 from wxcrm.users.repository import UserRepository
 from wxcrm.users.schemas import PHONE_FORMAT, ROLE_INPUTS, UserStatus, UserUpdateIn
 
@@ -375,3 +379,25 @@ def _bound_elsewhere(user_id: str, openid: str) -> Unauthorized:
 def openid_fingerprint(openid: str) -> str:
     """What logs say of an openid: enough to match two lines, not the openid itself."""
     return hashlib.sha256(openid.encode()).hexdigest()[:16]
+
+
+async def sign_out(session: AsyncSession, settings: Settings, token: str) -> None:
+    """End a session for good: its token is refused from now until it expires. A token that
+    is already invalid or expired needs nothing."""
+    try:
+        claims = decode_token(settings.signing_key(), token, "staff")
+    except InvalidToken:
+        return
+    await UserRepository(session).sign_out(token, datetime.fromtimestamp(claims["exp"], UTC))
+
+
+async def forget_signed_out(
+    database: Database, settings: Settings, now: datetime | None = None
+) -> int:
+    """Drop signed-out tokens past their expiry, which refuses them anyway (a scheduled job)."""
+    async with database.writer() as session:
+        result = await session.execute(
+            delete(SignedOutToken).where(SignedOutToken.expires_at < (now or utcnow()))
+        )
+        await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
