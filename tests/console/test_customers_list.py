@@ -53,6 +53,9 @@ async def test_a_manager_finds_a_customer_by_part_of_its_phone(
     await console.sign_in(page, "manager1")
     await page.get_by_role("link", name="客户", exact=True).click()
     await expect(page.get_by_role("heading", name="客户列表")).to_be_visible()
+    await expect(page.get_by_role("link", name="新建客户")).to_have_attribute(
+        "href", "/customers/new"
+    )
     await expect(page.locator(".pagination .total")).to_have_text(f"共 {ADVISOR_TOTAL + 1} 条")
     await console.screenshot(page, "customers-manager-1280")
     await page.get_by_label("搜索").fill("0013 8")
@@ -62,6 +65,13 @@ async def test_a_manager_finds_a_customer_by_part_of_its_phone(
     await expect(row).to_contain_text("王阿姨")
     await expect(row.locator(".phone")).to_have_text("138 0013 8000")
     await expect(row.locator(".tag")).to_have_text("已签约")
+    # The name opens the record; the row's actions sit at its right end.
+    await expect(row.get_by_role("link", name="王阿姨", exact=True)).to_have_attribute(
+        "href", re.compile(r"^/customers/[0-9a-f]{24}$")
+    )
+    await expect(row.get_by_role("link", name="跟进 王阿姨")).to_have_attribute(
+        "href", re.compile(r"^/customers/[0-9a-f]{24}#follow-up$")
+    )
     await expect(row).to_contain_text("advisor1")
     await expect(row).to_contain_text(re.compile(r"20\d\d-\d\d-\d\d \d\d:\d\d"))
     await expect(page).to_have_url(re.compile(r"keyword=0013"))

@@ -1,30 +1,45 @@
 """客户列表: the console's customer list, over the API's list (same filters, same query, same
-visibility: an advisor sees only its own customers)."""
+visibility: an advisor sees only its own customers); its batch and row actions (assign,
+release to the pool) and the export of what it shows, through the API's own services."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
-from urllib.parse import urlencode
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from fastapi import Request
+from fastapi import Form, Request, Response
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.console.display import beijing, grouped_phone
-from wxcrm.console.routing import console_router, render_page
-from wxcrm.console.session import ConsoleUser
+from wxcrm.console.routing import console_router, done, render_page
+from wxcrm.console.session import ConsoleUser, page_csrf
 from wxcrm.console.templating import render
+from wxcrm.core import clock
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.ids import OBJECT_ID_PATTERN
+from wxcrm.core.errors import Forbidden
+from wxcrm.core.ids import OBJECT_ID_PATTERN, is_object_id
+from wxcrm.core.settings import Settings
 from wxcrm.core.types import DATE_RANGE_MESSAGE, in_date_range
+from wxcrm.customers.assignment import service as assignment
+from wxcrm.customers.assignment.schemas import MAX_REASON
+from wxcrm.customers.batch import Failure, Refusal
+from wxcrm.customers.models import Customer
+from wxcrm.customers.pool import service as pool
 from wxcrm.customers.records import service
 from wxcrm.customers.records.deps import list_filters
-from wxcrm.customers.records.filters import CustomerFilters, FollowUpStatus
+from wxcrm.customers.records.filters import CustomerFilters, FollowUpStatus, filtered
 from wxcrm.customers.records.schemas import SortField
-from wxcrm.users.models import User
+from wxcrm.customers.schemas import MAX_BATCH
+from wxcrm.customers.transfer import service as transfer
+from wxcrm.customers.transfer.service import MEDIA_TYPES, FileFormat
+from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository, people
 
 MAX_OWNERS = 1000
@@ -48,6 +63,11 @@ STATUS_TONES = {
     "退款中": "orange",
 }
 _KEYWORD_MAX = 64
+# Both reasons are kept to the API's length (assignmentReason, the release's reason).
+REASON_MAX = MAX_REASON
+EXPORT_FORMATS = {kind.value: kind for kind in FileFormat}
+# A failed customer the caller may not see (or that is gone) is not named.
+UNSEEN = "已不存在或无权查看的客户"
 
 router = console_router()
 
@@ -71,13 +91,187 @@ class ListQuery:
         kept = {k: v for k, v in params.items() if v}
         return "/customers" + (f"?{urlencode(kept)}" if kept else "")
 
+    def export_url(self, kind: str) -> str:
+        """The export of every customer this list's filters find (not only this page)."""
+        kept = {k: v for k, v in self.values.items() if v and k in _FILTER_NAMES}
+        return f"/customers/export?{urlencode({'format': kind, **kept})}"
+
+
+@dataclass
+class Listing:
+    """A list request read and checked: the query, the filters' choices, the owners offered."""
+
+    query: ListQuery
+    choices: dict[str, list[str]]
+    owners: Sequence[User]
+
+
+@dataclass
+class ActionForm:
+    """A dialog's form as posted (assign or release; for the ticked rows or one row), and
+    what was wrong with it: by field, or a message with the customers refused and why."""
+
+    action: str  # "assign" | "release"
+    scope: str = "batch"  # "batch": the ticked rows; "row": one row's action
+    ids: list[str] = field(default_factory=list)
+    label: str = ""  # the one row's customer, by name
+    assigned_to: str = ""
+    reason: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+    message: str | None = None
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    open: bool = False
+
+    @property
+    def dialog_id(self) -> str:
+        return f"{self.scope}-{self.action}-dialog"
+
+    @property
+    def url(self) -> str:
+        return f"/customers/batch-{self.action}"
+
+    @property
+    def title(self) -> str:
+        if self.action == "assign":
+            return "批量分配客户" if self.scope == "batch" else "分配客户"
+        return "批量释放到公海" if self.scope == "batch" else "释放到公海"
+
+
+@dataclass
+class Report:
+    """What a batch did when some customers were refused: shown above the list."""
+
+    message: str
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
 
 @router.get("/customers")
 async def customer_list(
     request: Request, user: ConsoleUser, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     """客户列表: search, filters, sort and pages, all in the URL."""
-    query = _read_query(request, user)
+    listing = await _listing(session, settings, user, request.query_params)
+    region_only = request.headers.get("HX-Target") == RESULTS_ID and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+    return await _list_page(request, session, settings, user, listing, region_only=region_only)
+
+
+@router.get("/customers/export", response_model=None)
+async def export_customers(
+    request: Request, user: ConsoleUser, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """导出: every customer the list's filters find (an advisor's own only), as CSV or XLSX,
+    built by the API's export; bad filters show the list with their messages instead."""
+    listing = await _listing(session, settings, user, request.query_params)
+    kind = EXPORT_FORMATS.get(request.query_params.get("format", ""))
+    if kind is None or listing.query.errors:
+        report = None if kind else Report("导出格式应为 CSV 或 Excel（xlsx）")
+        return await _list_page(
+            request, session, settings, user, listing, report=report, status_code=400
+        )
+    content = await transfer.export_file(session, user, listing.query.filters, kind)
+    today = clock.today().strftime("%Y%m%d")
+    # filename* carries the Chinese name (RFC 6266); filename is for clients without it.
+    disposition = (
+        f'attachment; filename="customers-{today}.{kind.value}"; '
+        f"filename*=UTF-8''{quote(f'客户列表-{today}.{kind.value}')}"
+    )
+    return Response(
+        content,
+        media_type=MEDIA_TYPES[kind],
+        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
+    )
+
+
+@router.post("/customers/batch-assign", response_model=None)
+async def batch_assign(
+    request: Request,
+    user: ConsoleUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    ids: Annotated[list[str] | None, Form()] = None,
+    assigned_to: Annotated[str, Form(alias="assignedTo")] = "",
+    reason: Annotated[str, Form()] = "",
+    scope: Annotated[str, Form()] = "batch",
+    back: Annotated[str, Form()] = "",
+) -> Response:
+    """批量分配, and a row's 分配: the customers to one active advisor (managers only, as
+    POST /api/customers/batch-assign)."""
+    if not user.is_staff_manager:
+        raise Forbidden()
+    form = _action_form("assign", scope, ids, reason)
+    form.assigned_to = assigned_to.strip()
+    advisor: User | assignment.AssigneeProblem = assignment.AssigneeProblem.missing
+    if not form.assigned_to:
+        form.errors["assignedTo"] = "请选择要分配给的顾问"
+    else:
+        if is_object_id(form.assigned_to):
+            advisor = await assignment.find_assignee(session, form.assigned_to)
+        if isinstance(advisor, assignment.AssigneeProblem):
+            form.errors["assignedTo"] = f"{advisor.value}，请重新选择"
+    if len(form.reason) > REASON_MAX:
+        form.errors["reason"] = f"分配原因不能超过 {REASON_MAX} 个字"
+    listing = await _listing(session, settings, user, _back_params(back))
+    if form.errors or isinstance(advisor, assignment.AssigneeProblem):
+        return await _refused(request, session, settings, user, listing, form, 400)
+    channel = (
+        assignment.AssignChannel.console if form.scope == "row" else assignment.AssignChannel.batch
+    )
+    moved = await assignment.assign(
+        session,
+        settings,
+        customer_ids=form.ids,
+        to=advisor,
+        by=user,
+        reason=form.reason or None,
+        channel=channel,
+    )
+    count = len(moved.result.done)
+    return await _outcome(
+        request, session, settings, user, listing, form, count, moved.result.failed,
+        success=f"已分配 {count} 个客户给 {advisor.name}", verb="分配",
+    )  # fmt: skip
+
+
+@router.post("/customers/batch-release", response_model=None)
+async def batch_release(
+    request: Request,
+    user: ConsoleUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    ids: Annotated[list[str] | None, Form()] = None,
+    reason: Annotated[str, Form()] = "",
+    scope: Annotated[str, Form()] = "batch",
+    back: Annotated[str, Form()] = "",
+) -> Response:
+    """批量释放, and a row's 释放: the customers to the public pool with a reason (advisors
+    their own, unsigned, unfrozen ones, as POST /api/customers/batch-release-to-pool)."""
+    form = _action_form("release", scope, ids, reason)
+    if not form.reason:
+        form.errors["reason"] = "请填写释放原因"
+    elif len(form.reason) > REASON_MAX:
+        form.errors["reason"] = f"释放原因不能超过 {REASON_MAX} 个字"
+    listing = await _listing(session, settings, user, _back_params(back))
+    if form.errors:
+        return await _refused(request, session, settings, user, listing, form, 400)
+    result = await pool.release(session, settings, user, form.ids, form.reason)
+    count = len(result.done)
+    return await _outcome(
+        request, session, settings, user, listing, form, count, result.failed,
+        success=f"已释放 {count} 个客户到公海", verb="释放",
+    )  # fmt: skip
+
+
+# -- the list ------------------------------------------------------------------------------
+
+
+async def _listing(
+    session: AsyncSession, settings: Settings, user: User, params: Mapping[str, str]
+) -> Listing:
+    """The list's query read from `params`, its choices checked against the settings and the
+    staff: what the list shows and what the export writes are the same customers."""
+    query = _read_query(params, user)
     choices = {
         "leadSource": settings.lead_sources,
         "serviceCategory": settings.service_categories,
@@ -94,6 +288,24 @@ async def customer_list(
         owner.id == query.values["assignedTo"] for owner in owners
     ):
         query.errors.setdefault("assignedTo", "请从列表中选择负责人")
+    return Listing(query, choices, owners)
+
+
+async def _list_page(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    listing: Listing,
+    *,
+    region_only: bool = False,
+    form: ActionForm | None = None,
+    report: Report | None = None,
+    status_code: int | None = None,
+) -> HTMLResponse:
+    """The list page (or, for htmx, its results region), with `form`'s dialog open when an
+    action was refused, or `report` above the list when a batch was only partly done."""
+    query = listing.query
     rows: list[dict[str, Any]] = []
     total = 0
     if not query.errors:
@@ -107,8 +319,10 @@ async def customer_list(
             limit=query.limit,
         )
         named = await people(session, (c.owner_id for c in customers))
+        protected = settings.pool_protected_statuses
         rows = [
             {
+                "id": c.id,
                 "customer_no": c.customer_no,
                 "name": c.name,
                 "phone": grouped_phone(c.phone),
@@ -119,6 +333,13 @@ async def customer_list(
                 "owner": named.called(c.owner_id, "公海") if c.owner_id else "公海",
                 "last_follow_up": beijing(c.last_follow_up_at),
                 "created": beijing(c.created_at),
+                # Offered where the pool's release rule lets this user release it; the
+                # service decides all the same.
+                "releasable": c.owner_id is not None
+                and (
+                    user.is_staff_manager
+                    or (not c.is_frozen and c.contract_status not in protected)
+                ),
             }
             for c in customers
         ]
@@ -131,19 +352,25 @@ async def customer_list(
         "total": total,
         "pages": pages,
         "page_numbers": _page_numbers(query.page, pages),
-        "choices": choices,
+        "choices": listing.choices,
         "follow_up_statuses": [s.value for s in FollowUpStatus],
-        "owners": [(owner.id, owner.name) for owner in owners],
+        "owners": [(owner.id, owner.name) for owner in listing.owners],
         "sorts": [(s.value, label) for s, label in SORTS.items()],
         "page_sizes": PAGE_SIZES,
         "results_id": RESULTS_ID,
         "filtered": any(query.values.get(name) for name in _FILTER_NAMES),
+        "is_manager": user.is_staff_manager,
+        "is_admin": user.role == Role.admin.value,
+        "advisors": _advisors(listing.owners),
+        "forms": _dialogs(user, form),
+        "ticked": set(form.ids) if form and form.scope == "batch" else set(),
+        "report": report,
+        "back": query.url(),
     }
-    status = 400 if query.errors else 200
-    if request.headers.get("HX-Target") == RESULTS_ID and not request.headers.get(
-        "HX-History-Restore-Request"
-    ):
-        fragment = render(request, "customers/results.html", status, **context)
+    status = status_code or (400 if query.errors else 200)
+    if region_only:
+        csrf, _ = page_csrf(request, settings)
+        fragment = render(request, "customers/results.html", status, csrf=csrf, **context)
         # The address bar shows the list's own URL, without the form's empty fields.
         fragment.headers["HX-Push-Url"] = query.url()
         return fragment
@@ -151,6 +378,131 @@ async def customer_list(
         request, settings, user, "customers/list.html", active="customers", status_code=status,
         **context,
     )  # fmt: skip
+
+
+def _dialogs(user: User, opened: ActionForm | None) -> list[ActionForm]:
+    """The page's action dialogs, empty, but for the one an action was refused in."""
+    actions = ["assign", "release"] if user.is_staff_manager else ["release"]
+    forms = [ActionForm(action, scope) for action in actions for scope in ("batch", "row")]
+    if opened is not None:
+        forms = [opened if f.dialog_id == opened.dialog_id else f for f in forms]
+    return forms
+
+
+def _advisors(staff: Iterable[User]) -> list[tuple[str, str]]:
+    """Whom customers may be given to: active advisors (assignment's own rule)."""
+    return [(user.id, user.name) for user in staff if user.role == Role.advisor.value]
+
+
+# -- actions -------------------------------------------------------------------------------
+
+
+def _action_form(action: str, scope: str, ids: list[str] | None, reason: str) -> ActionForm:
+    """The posted form, its customers checked: each id once, well formed, within a batch."""
+    form = ActionForm(action, "row" if scope == "row" else "batch", reason=reason.strip())
+    form.ids = list(dict.fromkeys(i.strip() for i in ids or [] if i.strip()))
+    if not form.ids:
+        form.errors["ids"] = "请先勾选客户" if form.scope == "batch" else "请从列表中选择客户"
+    elif len(form.ids) > MAX_BATCH or not all(is_object_id(i) for i in form.ids):
+        form.errors["ids"] = "所选客户有误，请刷新页面后重新选择"
+        form.ids = []
+    return form
+
+
+async def _outcome(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    listing: Listing,
+    form: ActionForm,
+    count: int,
+    failed: Sequence[Failure],
+    *,
+    success: str,
+    verb: str,
+) -> Response:
+    """After a batch: all done, back to the list as it was with a toast; none done, the
+    dialog again with each refusal; some done, the list with the refusals above it."""
+    failures = await _failures(session, user, failed)
+    if not count:
+        form.message = f"没有客户被{verb}："
+        form.failures = failures
+        status = 404 if all(f.code is Refusal.NOT_FOUND for f in failed) else 409
+        return await _refused(request, session, settings, user, listing, form, status)
+    if not failures:
+        return done(request, listing.query.url(), success)
+    report = Report(f"{verb}完成：成功 {count} 个，失败 {len(failures)} 个。", failures)
+    response = await _list_page(
+        request, session, settings, user, listing, report=report, status_code=200
+    )
+    if request.headers.get("HX-Request"):
+        # The whole list again (owners changed), in place of the page the dialog was on.
+        response.headers["HX-Retarget"] = "body"
+        response.headers["HX-Reswap"] = "innerHTML"
+        response.headers["HX-Push-Url"] = listing.query.url()
+    return response
+
+
+async def _refused(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    listing: Listing,
+    form: ActionForm,
+    status_code: int,
+) -> HTMLResponse:
+    """The dialog's form again with its messages, nothing changed: for htmx the form alone
+    (swapped into its open dialog); otherwise the list with the dialog open."""
+    form.open = True
+    if form.scope == "row" and form.ids:
+        names = await _names(session, user, form.ids)
+        form.label = names.get(form.ids[0], ("", ""))[0]
+    if request.headers.get("HX-Request"):
+        csrf, _ = page_csrf(request, settings)
+        return render(
+            request, "customers/action_form.html", status_code,
+            form=form, csrf=csrf, back=listing.query.url(), advisors=_advisors(listing.owners),
+        )  # fmt: skip
+    return await _list_page(
+        request, session, settings, user, listing, form=form, status_code=status_code
+    )
+
+
+async def _failures(
+    session: AsyncSession, user: User, failed: Sequence[Failure]
+) -> list[tuple[str, str]]:
+    """Each refused customer named as the caller may see it, with the service's reason."""
+    names = await _names(session, user, [f.customer_id for f in failed])
+    labelled = []
+    for failure in failed:
+        name, number = names.get(failure.customer_id, (UNSEEN, ""))
+        labelled.append((f"{name}（{number}）" if number else name, failure.message))
+    return labelled
+
+
+async def _names(
+    session: AsyncSession, user: User, ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """{id: (name, customer number)} of those of `ids` the user may see."""
+    if not ids:
+        return {}
+    query = select(Customer.id, Customer.name, Customer.customer_no).where(Customer.id.in_(ids))
+    rows = await session.execute(filtered(query, user, CustomerFilters()))
+    return {customer_id: (name, number) for customer_id, name, number in rows.all()}
+
+
+def _back_params(back: str) -> dict[str, str]:
+    """The list an action came from: only the query of a /customers URL is read, so the
+    answer never leads anywhere else."""
+    parts = urlsplit(back)
+    if parts.scheme or parts.netloc or parts.path != "/customers":
+        return {}
+    return dict(parse_qsl(parts.query))
+
+
+# -- reading the query ------------------------------------------------------------------
 
 
 _FILTER_NAMES = (
@@ -167,11 +519,10 @@ _FILTER_NAMES = (
 _ALL_NAMES = (*_FILTER_NAMES, "sortBy", "sortOrder", "page", "limit")
 
 
-def _read_query(request: Request, user: User) -> ListQuery:
+def _read_query(params: Mapping[str, str], user: User) -> ListQuery:
     """The query string read leniently: a GET form sends every field, empty ones too, which
     mean "any"; a bad value is reported beside its field instead of the API's 422."""
-    raw = request.query_params
-    values = {name: raw.get(name, "").strip() for name in _ALL_NAMES}
+    values = {name: params.get(name, "").strip() for name in _ALL_NAMES}
     if not user.is_staff_manager:
         values["assignedTo"] = ""  # an advisor's list is its own whatever the URL says
     errors: dict[str, str] = {}
