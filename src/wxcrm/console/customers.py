@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.console.display import beijing, grouped_phone
+from wxcrm.console.display import beijing, contract_tone, grouped_phone
 from wxcrm.console.routing import console_router, done, render_page
 from wxcrm.console.session import ConsoleUser, page_csrf
 from wxcrm.console.templating import render
@@ -54,14 +54,6 @@ SORTS = {
 }
 # The region htmx re-renders when the filters or the page change.
 RESULTS_ID = "customer-results"
-STATUS_TONES = {
-    "已签约": "green",
-    "签约中": "blue",
-    "匹配中": "blue",
-    "流失客户": "grey",
-    "已退款": "orange",
-    "退款中": "orange",
-}
 _KEYWORD_MAX = 64
 # Both reasons are kept to the API's length (assignmentReason, the release's reason).
 REASON_MAX = MAX_REASON
@@ -328,7 +320,7 @@ async def _list_page(
                 "phone": grouped_phone(c.phone),
                 "service_category": c.service_category or "",
                 "contract_status": c.contract_status,
-                "tone": STATUS_TONES.get(c.contract_status, "default"),
+                "tone": contract_tone(c.contract_status),
                 "lead_level": c.lead_level or "",
                 "owner": named.called(c.owner_id, "公海") if c.owner_id else "公海",
                 "last_follow_up": beijing(c.last_follow_up_at),

@@ -1,4 +1,5 @@
-"""How the console writes values people read: phones grouped, times in Beijing."""
+"""How the console writes values people read: phones grouped, times in Beijing, contract
+statuses in their colours."""
 
 from __future__ import annotations
 
@@ -18,3 +19,19 @@ def grouped_phone(phone: str | None) -> str:
 def beijing(moment: datetime | None) -> str:
     """`2024-01-01 12:00` in Beijing time."""
     return moment.astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+# The tag colour of each contract status (CONSOLE.md): signed green, under way blue, lost
+# grey, refunds orange; any other status plain.
+CONTRACT_TONES = {
+    "已签约": "green",
+    "签约中": "blue",
+    "匹配中": "blue",
+    "流失客户": "grey",
+    "已退款": "orange",
+    "退款中": "orange",
+}
+
+
+def contract_tone(status: str | None) -> str:
+    return CONTRACT_TONES.get(status or "", "default")

@@ -14,8 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.console.customers import STATUS_TONES
-from wxcrm.console.display import beijing, grouped_phone
+from wxcrm.console.display import beijing, contract_tone, grouped_phone
 from wxcrm.console.frame import frame_for
 from wxcrm.console.routing import console_router, done, render_page
 from wxcrm.console.session import ConsoleUser, page_csrf
@@ -586,7 +585,7 @@ async def _record(
     need_card = [row for row in _rows(FORM_GROUPS[2], wire) if row.text]
     deal = [
         Row("签约状态", customer.contract_status,
-            f"tag tag-{STATUS_TONES.get(customer.contract_status, 'default')}"),
+            f"tag tag-{contract_tone(customer.contract_status)}"),
         Row("线索等级", level, f"level level-{level[:1]}" if level else ""),
         Row("签约时间", beijing(customer.signed_at)),
         *_rows(FORM_GROUPS[3], wire)[2:],
@@ -602,7 +601,7 @@ async def _record(
         id=customer.id,
         name=customer.name,
         status=customer.contract_status,
-        status_tone=STATUS_TONES.get(customer.contract_status, "default"),
+        status_tone=contract_tone(customer.contract_status),
         level=level,
         frozen=customer.is_frozen,
         frozen_reason=customer.frozen_reason or "",

@@ -2,8 +2,6 @@
 // htmx posts the upload form (hx-boost) and reports the bytes sent as htmx:xhr:progress.
 (function () {
   "use strict";
-  if (window.wxcrmTransfer) return; // the page's script tag runs again after each visit
-  window.wxcrmTransfer = true;
 
   function uploadForm(node) {
     return node && node.closest ? node.closest("[data-upload-form]") : null;
