@@ -95,6 +95,14 @@
     if (all || event.target.closest("[data-row-select]")) updateSelection(document);
   });
 
+  // htmx clones the body into its history cache; cloning an element with a style attribute
+  // is refused by the page's CSP. Chromium leaves an empty one on inputs it has looked at
+  // (autofill): it holds nothing, so it goes.
+  document.addEventListener("htmx:beforeHistorySave", function () {
+    document.querySelectorAll('[style=""]').forEach(function (element) {
+      element.removeAttribute("style");
+    });
+  });
   document.addEventListener("htmx:afterSettle", function (event) { init(event.target); });
   document.addEventListener("htmx:beforeSwap", function (event) {
     // A dialog's form answered with success: close the dialog before the page changes.

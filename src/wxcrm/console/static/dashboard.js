@@ -6,12 +6,6 @@
 (function () {
   "use strict";
 
-  // htmx runs this file again each time a boosted link brings the dashboard back.
-  if (window.wxcrmDashboard) {
-    window.wxcrmDashboard.draw();
-    return;
-  }
-
   var LEVEL_COLOURS = { O: "#cf1322", A: "#fa541c", B: "#faad14", C: "#52c41a", D: "#1677ff" };
   var STATUS_COLOURS = {
     "已签约": "#52c41a", "签约中": "#1677ff", "匹配中": "#69b1ff", "已面试": "#722ed1",
@@ -142,11 +136,6 @@
       element.replaceChildren();
       element.removeAttribute("style");
       element.removeAttribute("_echarts_instance_");
-    });
-    // Chromium leaves an empty style attribute on inputs it has looked at (autofill):
-    // cloning one is refused too, and it holds nothing.
-    document.querySelectorAll('[style=""]').forEach(function (element) {
-      element.removeAttribute("style");
     });
   }
 
