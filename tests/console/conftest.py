@@ -20,7 +20,8 @@ from tests.live import STAFF_PASSWORD, create_staff, own_database, run_cli, serv
 CHROMIUM = Path(os.environ.get("WXCRM_CHROMIUM", "/usr/bin/chromium"))
 MISSING_BROWSER = (
     f"BROWSER TESTS SKIPPED: no Chromium at {CHROMIUM}. Install it with "
-    "`sudo apt-get install chromium fonts-noto-cjk` (or set WXCRM_CHROMIUM to its path)."
+    "`sudo apt-get install chromium chromium-l10n fonts-noto-cjk`"
+    " (or set WXCRM_CHROMIUM to its path)."
 )
 XSS_NAME = "<img src=x onerror=alert(1)>"
 HAVE_CHROMIUM = CHROMIUM.exists()
@@ -52,10 +53,14 @@ async def browser() -> AsyncIterator[Browser]:
         if os.environ.get("WXCRM_REQUIRE_BROWSER") == "1":
             pytest.fail(MISSING_BROWSER.replace("SKIPPED", "REQUIRED"), pytrace=False)
         pytest.skip(MISSING_BROWSER)
-    # Chromium formats date inputs by its own UI language, not the page's locale.
+    # Chromium formats date inputs (年/月/日) by its own UI language, not the page's locale:
+    # on Linux that is LANGUAGE, with Debian's chromium-l10n holding the Chinese strings.
     args = ["--lang=zh-CN", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
+    language = {**os.environ, "LANGUAGE": "zh_CN"}
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=args, env=language
+        )
         try:
             yield launched
         finally:
