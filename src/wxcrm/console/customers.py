@@ -4,12 +4,10 @@ release to the pool) and the export of what it shows, through the API's own serv
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Form, Request, Response
 from fastapi.responses import HTMLResponse
@@ -17,16 +15,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.console.display import beijing, contract_tone, grouped_phone
+from wxcrm.console.listing import (
+    ListQuery,
+    check_choices,
+    customer_choices,
+    pushed,
+    read_dates,
+    read_page,
+    read_search,
+    wants_region,
+)
 from wxcrm.console.routing import console_router, done, render_page
 from wxcrm.console.session import ConsoleUser, page_csrf
 from wxcrm.console.templating import render
-from wxcrm.core import clock
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.errors import Forbidden
 from wxcrm.core.ids import OBJECT_ID_PATTERN, is_object_id
 from wxcrm.core.settings import Settings
-from wxcrm.core.types import DATE_RANGE_MESSAGE, in_date_range
 from wxcrm.customers.assignment import service as assignment
 from wxcrm.customers.assignment.schemas import MAX_REASON
 from wxcrm.customers.batch import Failure, Refusal
@@ -38,15 +44,12 @@ from wxcrm.customers.records.filters import CustomerFilters, FollowUpStatus, fil
 from wxcrm.customers.records.schemas import SortField
 from wxcrm.customers.schemas import MAX_BATCH
 from wxcrm.customers.transfer import service as transfer
-from wxcrm.customers.transfer.service import MEDIA_TYPES, FileFormat
+from wxcrm.customers.transfer.download import export_download
+from wxcrm.customers.transfer.service import FileFormat
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository, people
 
 MAX_OWNERS = 1000
-
-PAGE_SIZES = (10, 20, 50, 100)
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE = 100_000
 SORTS = {
     SortField.created_at: "创建时间",
     SortField.updated_at: "更新时间",
@@ -54,7 +57,6 @@ SORTS = {
 }
 # The region htmx re-renders when the filters or the page change.
 RESULTS_ID = "customer-results"
-_KEYWORD_MAX = 64
 # Both reasons are kept to the API's length (assignmentReason, the release's reason).
 REASON_MAX = MAX_REASON
 EXPORT_FORMATS = {kind.value: kind for kind in FileFormat}
@@ -64,24 +66,18 @@ UNSEEN = "已不存在或无权查看的客户"
 router = console_router()
 
 
-@dataclass
-class ListQuery:
-    """The list's query parameters as the form holds them (the API's names), and what was
-    wrong with any of them, by field."""
+@dataclass(kw_only=True)
+class CustomerQuery(ListQuery):
+    """The list's query (its values the filters and the sort), read into the API's filters."""
 
-    values: dict[str, str]
+    path: str = "/customers"
     filters: CustomerFilters
     sort: SortField
     descending: bool
-    page: int
-    limit: int
-    errors: dict[str, str] = field(default_factory=dict)
 
-    def url(self, **changes: Any) -> str:
-        """This list's URL with `changes` (None drops a parameter); empty values left out."""
-        params = {**self.values, **{k: None if v is None else str(v) for k, v in changes.items()}}
-        kept = {k: v for k, v in params.items() if v}
-        return "/customers" + (f"?{urlencode(kept)}" if kept else "")
+    @property
+    def filtered(self) -> bool:
+        return any(self.values.get(name) for name in _FILTER_NAMES)
 
     def export_url(self, kind: str) -> str:
         """The export of every customer this list's filters find (not only this page)."""
@@ -93,7 +89,7 @@ class ListQuery:
 class Listing:
     """A list request read and checked: the query, the filters' choices, the owners offered."""
 
-    query: ListQuery
+    query: CustomerQuery
     choices: dict[str, list[str]]
     owners: Sequence[User]
 
@@ -143,9 +139,7 @@ async def customer_list(
 ) -> HTMLResponse:
     """客户列表: search, filters, sort and pages, all in the URL."""
     listing = await _listing(session, settings, user, request.query_params)
-    region_only = request.headers.get("HX-Target") == RESULTS_ID and not request.headers.get(
-        "HX-History-Restore-Request"
-    )
+    region_only = wants_region(request, RESULTS_ID)
     return await _list_page(request, session, settings, user, listing, region_only=region_only)
 
 
@@ -163,17 +157,7 @@ async def export_customers(
             request, session, settings, user, listing, report=report, status_code=400
         )
     content = await transfer.export_file(session, user, listing.query.filters, kind)
-    today = clock.today().strftime("%Y%m%d")
-    # filename* carries the Chinese name (RFC 6266); filename is for clients without it.
-    disposition = (
-        f'attachment; filename="customers-{today}.{kind.value}"; '
-        f"filename*=UTF-8''{quote(f'客户列表-{today}.{kind.value}')}"
-    )
-    return Response(
-        content,
-        media_type=MEDIA_TYPES[kind],
-        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
-    )
+    return export_download(content, kind)
 
 
 @router.post("/customers/batch-assign", response_model=None)
@@ -264,16 +248,8 @@ async def _listing(
     """The list's query read from `params`, its choices checked against the settings and the
     staff: what the list shows and what the export writes are the same customers."""
     query = _read_query(params, user)
-    choices = {
-        "leadSource": settings.lead_sources,
-        "serviceCategory": settings.service_categories,
-        "contractStatus": settings.contract_statuses,
-        "leadLevel": settings.lead_levels,
-    }
-    for name, allowed in choices.items():
-        value = query.values.get(name)
-        if value and value not in allowed:
-            query.errors[name] = "请从列表中选择"
+    choices = customer_choices(settings)
+    check_choices(query.values, choices, query.errors)
     # The owner filter, for those who see everyone's customers: active staff by name.
     owners = await UserRepository(session).active(MAX_OWNERS) if user.is_staff_manager else []
     if query.values.get("assignedTo") and not any(
@@ -307,7 +283,7 @@ async def _list_page(
             query.filters,
             sort=query.sort,
             descending=query.descending,
-            offset=(query.page - 1) * query.limit,
+            offset=query.offset,
             limit=query.limit,
         )
         named = await people(session, (c.owner_id for c in customers))
@@ -335,22 +311,15 @@ async def _list_page(
             }
             for c in customers
         ]
-    pages = max(1, (total + query.limit - 1) // query.limit)
     context: dict[str, Any] = {
         "query": query,
-        "values": query.values,
-        "errors": query.errors,
         "rows": rows,
-        "total": total,
-        "pages": pages,
-        "page_numbers": _page_numbers(query.page, pages),
+        "pager": query.pager(total),
         "choices": listing.choices,
         "follow_up_statuses": [s.value for s in FollowUpStatus],
         "owners": [(owner.id, owner.name) for owner in listing.owners],
         "sorts": [(s.value, label) for s, label in SORTS.items()],
-        "page_sizes": PAGE_SIZES,
         "results_id": RESULTS_ID,
-        "filtered": any(query.values.get(name) for name in _FILTER_NAMES),
         "is_manager": user.is_staff_manager,
         "is_admin": user.role == Role.admin.value,
         "advisors": _advisors(listing.owners),
@@ -362,10 +331,8 @@ async def _list_page(
     status = status_code or (400 if query.errors else 200)
     if region_only:
         csrf, _ = page_csrf(request, settings)
-        fragment = render(request, "customers/results.html", status, csrf=csrf, **context)
-        # The address bar shows the list's own URL, without the form's empty fields.
-        fragment.headers["HX-Push-Url"] = query.url()
-        return fragment
+        region = render(request, "customers/results.html", status, csrf=csrf, **context)
+        return pushed(region, query)
     return render_page(
         request, settings, user, "customers/list.html", active="customers", status_code=status,
         **context,
@@ -508,21 +475,16 @@ _FILTER_NAMES = (
     "createdFrom",
     "createdTo",
 )
-_ALL_NAMES = (*_FILTER_NAMES, "sortBy", "sortOrder", "page", "limit")
+_QUERY_NAMES = (*_FILTER_NAMES, "sortBy", "sortOrder")
 
 
-def _read_query(params: Mapping[str, str], user: User) -> ListQuery:
-    """The query string read leniently: a GET form sends every field, empty ones too, which
-    mean "any"; a bad value is reported beside its field instead of the API's 422."""
-    values = {name: params.get(name, "").strip() for name in _ALL_NAMES}
+def _read_query(params: Mapping[str, str], user: User) -> CustomerQuery:
+    """The query string read leniently (listing's rules), into the API's filters."""
+    values = {name: params.get(name, "").strip() for name in _QUERY_NAMES}
     if not user.is_staff_manager:
         values["assignedTo"] = ""  # an advisor's list is its own whatever the URL says
     errors: dict[str, str] = {}
-    digits = re.sub(r"[\s\-]", "", values["keyword"])
-    if digits.isdigit():  # a phone typed grouped, `138 0013 8000`, is found as stored
-        values["keyword"] = digits
-    if len(values["keyword"]) > _KEYWORD_MAX:
-        errors["keyword"] = f"搜索内容最多 {_KEYWORD_MAX} 个字符"
+    read_search(values, "keyword", errors)
     if values["assignedTo"] and not OBJECT_ID_PATTERN.fullmatch(values["assignedTo"]):
         errors["assignedTo"] = "请从列表中选择负责人"
     follow_up = None
@@ -531,10 +493,7 @@ def _read_query(params: Mapping[str, str], user: User) -> ListQuery:
             follow_up = FollowUpStatus(values["followUpStatus"])
         except ValueError:
             errors["followUpStatus"] = "请从列表中选择"
-    created_from = _day(values, "createdFrom", errors)
-    created_to = _day(values, "createdTo", errors)
-    if created_from and created_to and created_from > created_to:
-        errors["createdTo"] = "结束日期不能早于开始日期"
+    created_from, created_to = read_dates(values, "createdFrom", "createdTo", errors)
     try:
         sort = SortField(values["sortBy"] or SortField.created_at)
     except ValueError:
@@ -544,12 +503,7 @@ def _read_query(params: Mapping[str, str], user: User) -> ListQuery:
     values["sortBy"] = "" if sort is SortField.created_at else sort.value
     descending = values["sortOrder"] != "asc"
     values["sortOrder"] = "" if descending else "asc"
-    limit = _number(values["limit"], DEFAULT_PAGE_SIZE)
-    if limit not in PAGE_SIZES:
-        limit = DEFAULT_PAGE_SIZE
-    values["limit"] = "" if limit == DEFAULT_PAGE_SIZE else str(limit)
-    page = min(max(_number(values["page"], 1), 1), MAX_PAGE)
-    values["page"] = "" if page == 1 else str(page)
+    page, limit = read_page(params)
     filters = replace(
         list_filters(
             contract_status=values["contractStatus"] or None,
@@ -564,30 +518,7 @@ def _read_query(params: Mapping[str, str], user: User) -> ListQuery:
         # The search box finds a fragment of the name, phone, WeChat id or customer number.
         keyword=values["keyword"] or None,
     )
-    return ListQuery(values, filters, sort, descending, page, limit, errors)
-
-
-def _day(values: dict[str, str], name: str, errors: dict[str, str]) -> date | None:
-    text = values[name]
-    if not text:
-        return None
-    try:
-        return in_date_range(date.fromisoformat(text))
-    except ValueError as wrong:
-        errors[name] = DATE_RANGE_MESSAGE if "日期" in str(wrong) else "日期格式应为 2024-01-31"
-        return None
-
-
-def _number(text: str, default: int) -> int:
-    return int(text) if text.isdigit() and len(text) <= 6 else default
-
-
-def _page_numbers(page: int, pages: int) -> list[int | None]:
-    """The page links to show: first, last and two either side of this one; None is a gap."""
-    shown = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
-    numbers: list[int | None] = []
-    for number in shown:
-        if numbers and number - (numbers[-1] or 0) > 1:
-            numbers.append(None)
-        numbers.append(number)
-    return numbers
+    return CustomerQuery(
+        values=values, page=page, limit=limit, errors=errors,
+        filters=filters, sort=sort, descending=descending,
+    )  # fmt: skip

@@ -7,16 +7,17 @@ Over the same rules as /api/notifications: an advisor sees only its own notifica
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.console.display import beijing
+from wxcrm.console.listing import ListQuery, pushed, read_dates, read_page, wants_region
 from wxcrm.console.routing import console_router, done, render_page
 from wxcrm.console.session import ConsoleUser
 from wxcrm.console.templating import render
@@ -26,7 +27,6 @@ from wxcrm.core.deps import SettingsDep
 from wxcrm.core.errors import AppError, Forbidden, NotFound
 from wxcrm.core.ids import OBJECT_ID_PATTERN
 from wxcrm.core.settings import Settings
-from wxcrm.core.types import DATE_RANGE_MESSAGE, in_date_range
 from wxcrm.customers import reminders
 from wxcrm.customers.pool.service import WARNING_EVENT
 from wxcrm.notifications import service
@@ -85,14 +85,10 @@ VALUE_LABELS = {
 CHANNEL_LABELS = {"direct": "直接发送", "cloud": "云函数"}
 MANAGERS_ONLY = "只有主管和管理员可以查看顾问订阅"
 RETRIED = "已重新加入发送队列"
-PAGE_SIZES = (10, 20, 50, 100)
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE = 100_000
 MAX_ADVISORS = 1000
 # The region htmx re-renders when the filters or the page change.
 RESULTS_ID = "notification-results"
 _FILTER_NAMES = ("status", "event", "advisorId", "dateFrom", "dateTo")
-_ALL_NAMES = (*_FILTER_NAMES, "page", "limit")
 # Payload keys never shown whole (masked) or never shown at all.
 _MASKED = ("openid",)
 _HIDDEN = ("token", "secret", "password", "key")
@@ -100,22 +96,13 @@ _HIDDEN = ("token", "secret", "password", "key")
 router = console_router()
 
 
-@dataclass
-class LogQuery:
-    """The log's query parameters as the form holds them, and what was wrong with any."""
+@dataclass(kw_only=True)
+class LogQuery(ListQuery):
+    """The log's query, with the days its date filter reads."""
 
-    values: dict[str, str]
-    page: int
-    limit: int
+    path: str = "/notifications"
     day_from: date | None = None
     day_to: date | None = None
-    errors: dict[str, str] = field(default_factory=dict)
-
-    def url(self, **changes: Any) -> str:
-        """This log's URL with `changes` (None drops a parameter); empty values left out."""
-        params = {**self.values, **{k: None if v is None else str(v) for k, v in changes.items()}}
-        kept = {k: v for k, v in params.items() if v}
-        return "/notifications" + (f"?{urlencode(kept)}" if kept else "")
 
 
 @router.get("/notifications")
@@ -123,7 +110,7 @@ async def notification_log(
     request: Request, user: ConsoleUser, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     """发送记录: every message queued, filtered by status, event, advisor and date."""
-    query = _read_query(request, user)
+    query = _read_query(request.query_params, user)
     advisors = await UserRepository(session).active(MAX_ADVISORS) if user.is_staff_manager else []
     chosen = query.values["advisorId"]
     if chosen and not any(advisor.id == chosen for advisor in advisors):
@@ -138,39 +125,27 @@ async def notification_log(
             status=query.values["status"] or None,
             advisor_id=chosen or None,
             event=query.values["event"] or None,
-            offset=(query.page - 1) * query.limit,
+            offset=query.offset,
             limit=query.limit,
             created_from=day_start(day_from) if day_from else None,
             created_before=day_start(day_to + timedelta(days=1)) if day_to else None,
         )
         named = await people(session, (n.advisor_id for n in notifications))
         rows = [_row(n, named.called(n.advisor_id, "—")) for n in notifications]
-    pages = max(1, (total + query.limit - 1) // query.limit)
     context: dict[str, Any] = {
         "query": query,
-        "values": query.values,
-        "errors": query.errors,
         "rows": rows,
-        "total": total,
-        "pages": pages,
-        "page_numbers": _page_numbers(query.page, pages),
+        "pager": query.pager(total),
         "statuses": list(STATUS_LABELS.items()),
         "events": list(EVENT_LABELS.items()),
         "advisors": [(advisor.id, advisor.name or advisor.username) for advisor in advisors],
-        "page_sizes": PAGE_SIZES,
         "results_id": RESULTS_ID,
-        "filtered": any(query.values.get(name) for name in _FILTER_NAMES),
         "tab": "log",
         "managing": user.is_staff_manager,
     }
     status = 400 if query.errors else 200
-    if request.headers.get("HX-Target") == RESULTS_ID and not request.headers.get(
-        "HX-History-Restore-Request"
-    ):
-        fragment = render(request, "notifications/results.html", status, **context)
-        # The address bar shows the log's own URL, without the form's empty fields.
-        fragment.headers["HX-Push-Url"] = query.url()
-        return fragment
+    if wants_region(request, RESULTS_ID):
+        return pushed(render(request, "notifications/results.html", status, **context), query)
     return render_page(
         request, settings, user, "notifications/list.html",
         active="notifications", status_code=status, **context,
@@ -185,26 +160,17 @@ async def advisor_subscriptions(
     still has, when it last subscribed and when it was last sent a message."""
     if not user.is_staff_manager:
         raise Forbidden(MANAGERS_ONLY)
-    page = min(max(_number(request.query_params.get("page", ""), 1), 1), MAX_PAGE)
-    limit = _number(request.query_params.get("limit", ""), DEFAULT_PAGE_SIZE)
-    if limit not in PAGE_SIZES:
-        limit = DEFAULT_PAGE_SIZE
+    page, limit = read_page(request.query_params)
+    query = ListQuery(path="/notifications/advisors", values={}, page=page, limit=limit)
     accounts, total = await UserRepository(session).page(
-        search=None, role=None, active=True, offset=(page - 1) * limit, limit=limit
+        search=None, role=None, active=True, offset=query.offset, limit=query.limit
     )
     specs = [template(settings, name) for name in TemplateName]
     rows = await _advisor_rows(session, accounts, specs)
-    pages = max(1, (total + limit - 1) // limit)
-
-    def url(number: int) -> str:
-        params = {"page": number if number > 1 else None, "limit": limit}
-        kept = {k: v for k, v in params.items() if v and v != DEFAULT_PAGE_SIZE}
-        return "/notifications/advisors" + (f"?{urlencode(kept)}" if kept else "")
-
     return render_page(
         request, settings, user, "notifications/advisors.html", active="notifications",
         rows=rows, templates=[(TEMPLATE_LABELS[s.name], s) for s in specs],
-        total=total, page=page, pages=pages, url=url, tab="advisors", managing=True,
+        query=query, pager=query.pager(total), tab="advisors", managing=True,
     )  # fmt: skip
 
 
@@ -424,11 +390,9 @@ async def _advisor_rows(
     return rows
 
 
-def _read_query(request: Request, user: User) -> LogQuery:
-    """The query string read leniently: a GET form sends every field, empty ones too, which
-    mean "any"; a bad value is reported beside its field."""
-    raw = request.query_params
-    values = {name: raw.get(name, "").strip() for name in _ALL_NAMES}
+def _read_query(params: Mapping[str, str], user: User) -> LogQuery:
+    """The query string read leniently (listing's rules)."""
+    values = {name: params.get(name, "").strip() for name in _FILTER_NAMES}
     if not user.is_staff_manager:
         values["advisorId"] = ""  # an advisor's log is its own whatever the URL says
     errors: dict[str, str] = {}
@@ -438,40 +402,8 @@ def _read_query(request: Request, user: User) -> LogQuery:
         errors["event"] = "请从列表中选择事件"
     if values["advisorId"] and not OBJECT_ID_PATTERN.fullmatch(values["advisorId"]):
         errors["advisorId"] = "请从列表中选择顾问"
-    day_from = _day(values, "dateFrom", errors)
-    day_to = _day(values, "dateTo", errors)
-    if day_from and day_to and day_from > day_to:
-        errors["dateTo"] = "结束日期不能早于开始日期"
-    limit = _number(values["limit"], DEFAULT_PAGE_SIZE)
-    if limit not in PAGE_SIZES:
-        limit = DEFAULT_PAGE_SIZE
-    values["limit"] = "" if limit == DEFAULT_PAGE_SIZE else str(limit)
-    page = min(max(_number(values["page"], 1), 1), MAX_PAGE)
-    values["page"] = "" if page == 1 else str(page)
-    return LogQuery(values, page, limit, day_from, day_to, errors)
-
-
-def _day(values: dict[str, str], name: str, errors: dict[str, str]) -> date | None:
-    text = values[name]
-    if not text:
-        return None
-    try:
-        return in_date_range(date.fromisoformat(text))
-    except ValueError as wrong:
-        errors[name] = DATE_RANGE_MESSAGE if "日期" in str(wrong) else "日期格式应为 2024-01-31"
-        return None
-
-
-def _number(text: str, default: int) -> int:
-    return int(text) if text.isdigit() and len(text) <= 6 else default
-
-
-def _page_numbers(page: int, pages: int) -> list[int | None]:
-    """The page links to show: first, last and two either side of this one; None is a gap."""
-    shown = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
-    numbers: list[int | None] = []
-    for number in shown:
-        if numbers and number - (numbers[-1] or 0) > 1:
-            numbers.append(None)
-        numbers.append(number)
-    return numbers
+    day_from, day_to = read_dates(values, "dateFrom", "dateTo", errors)
+    page, limit = read_page(params)
+    return LogQuery(
+        values=values, page=page, limit=limit, errors=errors, day_from=day_from, day_to=day_to
+    )

@@ -9,17 +9,25 @@ a claim's row leaves the list and the counts change with it.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from fastapi import Form, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.console.display import beijing, grouped_phone
+from wxcrm.console.listing import (
+    ListQuery,
+    check_choices,
+    customer_choices,
+    pushed,
+    read_page,
+    read_search,
+    wants_region,
+)
 from wxcrm.console.routing import console_router, done, render_page
 from wxcrm.console.session import ConsoleUser, page_csrf
 from wxcrm.console.templating import render
@@ -40,13 +48,9 @@ from wxcrm.customers.schemas import MAX_BATCH
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
 
-PAGE_SIZES = (10, 20, 50, 100)
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE = 100_000
 MAX_ADVISORS = 1000
 # Refused customers named one by one after an action; more are counted.
 MAX_LISTED = 20
-_SEARCH_MAX = 64
 # The region htmx re-renders: the cards, the batch bar and the list.
 REGION_ID = "pool-region"
 FILTER_NAMES = ("search", "leadSource", "serviceCategory", "leadLevel")
@@ -64,15 +68,11 @@ router = console_router()
 # -- the query in the URL -------------------------------------------------------------------
 
 
-@dataclass
-class PoolQuery:
-    """The list's filters and page as the URL holds them (the API's names), and what was
-    wrong with any of them, by field."""
+@dataclass(kw_only=True)
+class PoolQuery(ListQuery):
+    """The pool list's query, read into the pool's filters."""
 
-    values: dict[str, str]
-    page: int
-    limit: int
-    errors: dict[str, str] = field(default_factory=dict)
+    path: str = "/pool"
 
     @property
     def filters(self) -> pool.PoolFilters:
@@ -83,42 +83,15 @@ class PoolQuery:
             lead_level=self.values["leadLevel"] or None,
         )
 
-    @property
-    def filtered(self) -> bool:
-        return any(self.values[name] for name in FILTER_NAMES)
-
-    def query(self, **changes: Any) -> str:
-        """This list's query string with `changes` (None drops one); defaults left out."""
-        params: dict[str, str | None] = {
-            **self.values,
-            "page": str(self.page),
-            "limit": str(self.limit),
-        }
-        params |= {k: None if v is None else str(v) for k, v in changes.items()}
-        defaults = {"page": "1", "limit": str(DEFAULT_PAGE_SIZE)}
-        return urlencode({k: v for k, v in params.items() if v and v != defaults.get(k)})
-
-    def url(self, **changes: Any) -> str:
-        query = self.query(**changes)
-        return "/pool" + (f"?{query}" if query else "")
-
 
 def read_query(params: Mapping[str, str], settings: Settings) -> PoolQuery:
-    """The query string read leniently: empty fields mean "any", an unreadable page or size
-    falls back to the default, a bad filter value is told beside its field."""
+    """The query string read leniently (listing's rules)."""
     values = {name: params.get(name, "").strip() for name in FILTER_NAMES}
     errors: dict[str, str] = {}
-    digits = re.sub(r"[\s\-]", "", values["search"])
-    if digits.isdigit():  # a phone typed grouped, `138 0013 8000`, is found as stored
-        values["search"] = digits
-    if len(values["search"]) > _SEARCH_MAX:
-        errors["search"] = f"搜索内容最多 {_SEARCH_MAX} 个字符"
-    for name, allowed in _choices(settings).items():
-        if values[name] and values[name] not in allowed:
-            errors[name] = "请从列表中选择"
-    limit = _number(params.get("limit", ""), DEFAULT_PAGE_SIZE)
-    page = min(max(_number(params.get("page", ""), 1), 1), MAX_PAGE)
-    return PoolQuery(values, page, limit if limit in PAGE_SIZES else DEFAULT_PAGE_SIZE, errors)
+    read_search(values, "search", errors)
+    check_choices(values, _choices(settings), errors)
+    page, limit = read_page(params)
+    return PoolQuery(values=values, page=page, limit=limit, errors=errors)
 
 
 def _back(back: str, settings: Settings) -> PoolQuery:
@@ -127,11 +100,10 @@ def _back(back: str, settings: Settings) -> PoolQuery:
 
 
 def _choices(settings: Settings) -> dict[str, list[str]]:
-    return {
-        "leadSource": settings.lead_sources,
-        "serviceCategory": settings.service_categories,
-        "leadLevel": settings.lead_levels,
-    }
+    """The pool's filter lists: a pool customer has no contract to filter by."""
+    choices = customer_choices(settings)
+    del choices["contractStatus"]
+    return choices
 
 
 # -- what an action says --------------------------------------------------------------------
@@ -172,13 +144,11 @@ async def pool_page(
     """公海: the cards, the filters and the list; the region alone for htmx."""
     query = read_query(request.query_params, settings)
     status = 400 if query.errors else 200
-    if request.headers.get("HX-Target") == REGION_ID and not request.headers.get(
-        "HX-History-Restore-Request"
-    ):
-        response = await _region(request, session, settings, user, query, status_code=status)
-        # The address bar shows the list's own URL, without the form's empty fields.
-        response.headers["HX-Push-Url"] = query.url()
-        return response
+    if wants_region(request, REGION_ID):
+        region = await _page(
+            request, session, settings, user, query, region_only=True, status_code=status
+        )
+        return pushed(region, query)
     return await _page(request, session, settings, user, query, status_code=status)
 
 
@@ -295,9 +265,10 @@ async def _answer(
     """An action's answer: for htmx the region again, with the notice above the list and as
     a toast; for a plain form a redirect (success) or the whole page (refusal)."""
     if request.headers.get("HX-Request"):
-        response = await _region(
-            request, session, settings, user, query, notice=notice, status_code=status_code
-        )
+        response = await _page(
+            request, session, settings, user, query,
+            region_only=True, notice=notice, status_code=status_code,
+        )  # fmt: skip
         toast = {"message": notice.message, "tone": "error" if notice.error else "success"}
         response.headers["HX-Trigger"] = json.dumps({"toast": toast}, ensure_ascii=True)
         return response
@@ -341,30 +312,20 @@ async def _page(
     user: User,
     query: PoolQuery,
     *,
+    region_only: bool = False,
     notice: Notice | None = None,
     form: AssignForm | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    """The pool page, or (for htmx) its region alone: the frame is already in the browser."""
     context = await _context(session, settings, user, query, notice=notice, form=form)
+    if region_only:
+        context["frame"] = {"csrf": page_csrf(request, settings)[0]}
+        return render(request, "pool/region.html", status_code, **context)
     return render_page(
         request, settings, user, "pool/list.html",
         active="pool", status_code=status_code, **context,
     )  # fmt: skip
-
-
-async def _region(
-    request: Request,
-    session: AsyncSession,
-    settings: Settings,
-    user: User,
-    query: PoolQuery,
-    *,
-    notice: Notice | None = None,
-    status_code: int = 200,
-) -> HTMLResponse:
-    context = await _context(session, settings, user, query, notice=notice)
-    context["frame"] = {"csrf": page_csrf(request, settings)[0]}
-    return render(request, "pool/region.html", status_code, **context)
 
 
 async def _context(
@@ -383,7 +344,7 @@ async def _context(
     total = 0
     if not query.errors:
         customers, total = await pool.list_pool(
-            session, user, query.filters, offset=(query.page - 1) * query.limit, limit=query.limit
+            session, user, query.filters, offset=query.offset, limit=query.limit
         )
         rows = [
             {
@@ -431,17 +392,11 @@ async def _context(
             )
         elif left == 0:
             blocked = f"今日领取已达上限（每日 {settings.pool_daily_claim_limit} 个），明天再来领取"
-    pages = max(1, (total + query.limit - 1) // query.limit)
     return {
         "query": query,
-        "values": query.values,
-        "errors": query.errors,
         "choices": _choices(settings),
         "rows": rows,
-        "total": total,
-        "pages": pages,
-        "page_numbers": _page_numbers(query.page, pages),
-        "page_sizes": PAGE_SIZES,
+        "pager": query.pager(total),
         "region_id": REGION_ID,
         "cards": cards,
         "manager": manager,
@@ -490,18 +445,3 @@ def _grouped(failures: Sequence[Failure]) -> list[str]:
     for failure in failures:
         counts[failure.message] = counts.get(failure.message, 0) + 1
     return [f"{count} 个客户：{message}" for message, count in counts.items()]
-
-
-def _number(text: str, default: int) -> int:
-    return int(text) if text.isdigit() and len(text) <= 6 else default
-
-
-def _page_numbers(page: int, pages: int) -> list[int | None]:
-    """The page links to show: first, last and two either side of this one; None is a gap."""
-    shown = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
-    numbers: list[int | None] = []
-    for number in shown:
-        if numbers and number - (numbers[-1] or 0) > 1:
-            numbers.append(None)
-        numbers.append(number)
-    return numbers

@@ -3,10 +3,10 @@ same service functions as /api/users."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
+from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -14,12 +14,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.console.display import beijing, grouped_phone
+from wxcrm.console.listing import SEARCH_MAX, ListQuery, read_page
 from wxcrm.console.routing import console_router, render_page
 from wxcrm.console.session import ConsoleUser
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.errors import AppError, Forbidden, validation_details
-from wxcrm.core.pagination import PageParams
 from wxcrm.core.settings import Settings
 from wxcrm.users import service
 from wxcrm.users.models import Role, User
@@ -55,52 +55,40 @@ CREATE_LABELS = {
 }
 
 
-async def console_admin(user: ConsoleUser) -> User:
-    """The signed-in admin; anyone else gets the 403 page."""
-    if user.role != Role.admin.value:
-        raise Forbidden(ADMINS_ONLY)
-    return user
+def admins_only(refusal: str) -> Callable[[User], Awaitable[User]]:
+    """A dependency giving the signed-in admin; anyone else gets the 403 page saying
+    `refusal`."""
+
+    async def console_admin(user: ConsoleUser) -> User:
+        if user.role != Role.admin.value:
+            raise Forbidden(refusal)
+        return user
+
+    return console_admin
 
 
-ConsoleAdmin = Annotated[User, Depends(console_admin)]
+ConsoleAdmin = Annotated[User, Depends(admins_only(ADMINS_ONLY))]
 
 
-@dataclass(frozen=True)
-class ListQuery:
-    """The list's filters and page, as they stand in the URL; anything unreadable there
-    falls back to the default rather than refusing the page."""
+@dataclass(kw_only=True)
+class StaffQuery(ListQuery):
+    """The staff list's query: anything unreadable in it (a filter too) falls back to the
+    default rather than refusing the page."""
 
-    search: str = ""
-    role: str = ""
-    status: str = ""
-    page: int = 1
-    limit: int = 20
+    path: str = "/staff"
+    sizes: tuple[int, ...] = PAGE_SIZES
 
     @classmethod
-    def of(cls, params: Mapping[str, str]) -> ListQuery:
+    def of(cls, params: Mapping[str, str]) -> StaffQuery:
         role = params.get("role", "")
         status = params.get("status", "")
-        limit = _number(params.get("limit"), 20)
-        return cls(
-            search=params.get("search", "").strip()[:64],
-            role=role if role in dict(ROLE_CHOICES) else "",
-            status=status if status in {s.value for s in UserStatus} else "",
-            page=min(max(_number(params.get("page"), 1), 1), 100_000),
-            limit=limit if limit in PAGE_SIZES else 20,
-        )
-
-    def query(self, **changes: Any) -> str:
-        """This list's URL query, with `changes`; defaults left out."""
         values = {
-            "search": self.search,
-            "role": self.role,
-            "status": self.status,
-            "page": self.page,
-            "limit": self.limit,
+            "search": params.get("search", "").strip()[:SEARCH_MAX],
+            "role": role if role in dict(ROLE_CHOICES) else "",
+            "status": status if status in {s.value for s in UserStatus} else "",
         }
-        values |= changes
-        defaults = {"page": 1, "limit": 20}
-        return urlencode({k: v for k, v in values.items() if v and v != defaults.get(k)})
+        page, limit = read_page(params, PAGE_SIZES)
+        return cls(values=values, page=page, limit=limit)
 
 
 @dataclass(frozen=True)
@@ -137,7 +125,7 @@ async def staff_list(
     request: Request, admin: ConsoleAdmin, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     """员工管理: the accounts, searched and filtered, a page at a time."""
-    query = ListQuery.of(request.query_params)
+    query = StaffQuery.of(request.query_params)
     done = DONE.get(request.query_params.get("done", ""))
     return await _list_page(request, settings, session, admin, query, done=done)
 
@@ -193,7 +181,7 @@ async def create_staff(
     except AppError as refused:
         _place(form, refused)
         return _create_page(request, settings, admin, form, status_code=refused.status_code)
-    return _done(ListQuery(), "created")
+    return _done(StaffQuery.of({}), "created")
 
 
 @router.post("/staff/{user_id}/suspend")
@@ -271,20 +259,20 @@ async def _list_page(
     settings: Settings,
     session: AsyncSession,
     admin: User,
-    query: ListQuery,
+    query: StaffQuery,
     *,
     done: str | None = None,
     error: ActionError | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    params = PageParams(page=query.page, limit=query.limit)
+    filters = query.values
     users, total = await service.list_users(
         session,
-        search=query.search or None,
-        role=query.role or None,
-        status=UserStatus(query.status) if query.status else None,
-        offset=params.offset,
-        limit=params.limit,
+        search=filters["search"] or None,
+        role=filters["role"] or None,
+        status=UserStatus(filters["status"]) if filters["status"] else None,
+        offset=query.offset,
+        limit=query.limit,
     )
     rows = [
         StaffRow(
@@ -295,12 +283,11 @@ async def _list_page(
         )
         for user in users
     ]
-    pages = max((total + query.limit - 1) // query.limit, 1)
     return render_page(
         request, settings, admin, "staff/list.html",
         active="staff", status_code=status_code,
-        query=query, rows=rows, total=total, pages=pages, done=done, error=error,
-        back=query.query(), roles=ROLE_CHOICES, statuses=STATUS_CHOICES, page_sizes=PAGE_SIZES,
+        query=query, rows=rows, pager=query.pager(total), done=done, error=error,
+        back=query.query(), roles=ROLE_CHOICES, statuses=STATUS_CHOICES,
     )  # fmt: skip
 
 
@@ -336,14 +323,14 @@ async def _row_action(
     return _done(query, done)
 
 
-def _done(query: ListQuery, done: str) -> RedirectResponse:
+def _done(query: StaffQuery, done: str) -> RedirectResponse:
     target = "&".join(part for part in (query.query(), f"done={done}") if part)
     return RedirectResponse(f"/staff?{target}", status_code=303)
 
 
-def _back(back: str) -> ListQuery:
+def _back(back: str) -> StaffQuery:
     """The list an action came from: only its filters are read, never a path."""
-    return ListQuery.of(dict(parse_qsl(back.lstrip("?"))))
+    return StaffQuery.of(dict(parse_qsl(back.lstrip("?"))))
 
 
 def _place(form: CreateForm, refused: AppError) -> None:
@@ -368,10 +355,3 @@ def _field_message(detail: Mapping[str, str], *, label: str | None = None) -> st
     if detail["field"] == "role":
         return "请选择角色"
     return f"{label}{message}"
-
-
-def _number(raw: str | None, default: int) -> int:
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        return default

@@ -15,13 +15,13 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import SecretStr
 
+from wxcrm.console.notifications import VALUE_LABELS
 from wxcrm.console.routing import console_router, render_page
-from wxcrm.console.session import ConsoleUser
+from wxcrm.console.staff import admins_only
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.errors import Forbidden
 from wxcrm.core.settings import Settings
 from wxcrm.notifications.templates import TemplateName, template
-from wxcrm.users.models import Role, User
+from wxcrm.users.models import User
 from wxcrm.wechat.tokens import REFRESH_MARGIN
 
 ADMINS_ONLY = "只有系统管理员可以查看系统设置"
@@ -31,30 +31,13 @@ TEMPLATE_LABELS = {
     TemplateName.customer_assigned: "客户分配",
     TemplateName.follow_up_reminder: "每日跟进提醒",
 }
-VALUE_LABELS = {
-    "title": "标题",
-    "time": "时间",
-    "phone": "电话",
-    "customer_name": "客户",
-    "reason": "原因",
-    "assigner": "分配人",
-    "count": "数量",
-    "date": "日期",
-}
 STATES = {"developer": "开发版", "trial": "体验版", "formal": "正式版"}
 CHANNELS = {"direct": "直接发送订阅消息", "cloud": "经云函数发送"}
 
 router = console_router()
 
 
-async def console_admin(user: ConsoleUser) -> User:
-    """The signed-in admin; anyone else gets the 403 page."""
-    if user.role != Role.admin.value:
-        raise Forbidden(ADMINS_ONLY)
-    return user
-
-
-ConsoleAdmin = Annotated[User, Depends(console_admin)]
+ConsoleAdmin = Annotated[User, Depends(admins_only(ADMINS_ONLY))]
 
 
 @dataclass(frozen=True)

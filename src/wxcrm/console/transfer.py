@@ -9,30 +9,28 @@ the progress polls. Managers and admins only, as the API's import.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import UploadFile
 
 from wxcrm.console.display import beijing
+from wxcrm.console.listing import check_choices, customer_choices, read_dates
 from wxcrm.console.routing import console_router, done, render_page
 from wxcrm.console.session import ConsoleUser
 from wxcrm.console.templating import render
-from wxcrm.core import clock
 from wxcrm.core.db import DatabaseDep, SessionDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.errors import AppError, BadRequest, Forbidden, NotFound, RateLimited
 from wxcrm.core.ids import OBJECT_ID_PATTERN
 from wxcrm.core.settings import Settings
-from wxcrm.core.types import DATE_RANGE_MESSAGE, in_date_range
 from wxcrm.customers.records.filters import CustomerFilters
 from wxcrm.customers.transfer import pending as pending_imports
 from wxcrm.customers.transfer import service
+from wxcrm.customers.transfer.download import export_download, template_download
 from wxcrm.customers.transfer.models import ImportStage, ImportStatus, PendingImport
-from wxcrm.customers.transfer.service import MAX_IMPORT_BYTES, MEDIA_TYPES, CheckReport, FileFormat
+from wxcrm.customers.transfer.service import MAX_IMPORT_BYTES, CheckReport, FileFormat
 from wxcrm.users.models import User
 
 MANAGERS_ONLY = "只有经理和管理员可以导入导出客户"
@@ -47,7 +45,7 @@ EXPORT_CHOICES = {
     "contractStatus": "签约状态",
     "leadLevel": "线索等级",
 }
-EXPORT_DATES = ("createdFrom", "createdTo")
+EXPORT_NAMES = (*EXPORT_CHOICES, "createdFrom", "createdTo")
 
 router = console_router()
 
@@ -118,8 +116,7 @@ async def import_template(
 ) -> Response:
     """The import template: the headers and one example row that imports as it is."""
     kind = _kind(format)
-    content = service.build_template(settings, kind)
-    return _download(content, kind, "客户导入模板", "customer-import-template")
+    return template_download(service.build_template(settings, kind), kind)
 
 
 @router.get("/import/export")
@@ -132,9 +129,7 @@ async def export_customers(
     if form.errors:
         return _page(request, settings, user, UploadForm(), form, status_code=400)
     kind = _kind(request.query_params.get("format", "csv"))
-    content = await service.export_file(session, user, filters, kind)
-    today = f"{clock.today():%Y%m%d}"
-    return _download(content, kind, f"客户列表-{today}", f"customers-{today}")
+    return export_download(await service.export_file(session, user, filters, kind), kind)
 
 
 @router.get("/import/{pending_id}")
@@ -184,16 +179,10 @@ def _page(
     *,
     status_code: int = 200,
 ) -> HTMLResponse:
-    choices = {
-        "leadSource": settings.lead_sources,
-        "serviceCategory": settings.service_categories,
-        "contractStatus": settings.contract_statuses,
-        "leadLevel": settings.lead_levels,
-    }
     return render_page(
         request, settings, user, "transfer/page.html",
         active="transfer", status_code=status_code, upload=upload, export=export,
-        choices=choices, labels=EXPORT_CHOICES, max_bytes=MAX_IMPORT_BYTES,
+        choices=customer_choices(settings), labels=EXPORT_CHOICES, max_bytes=MAX_IMPORT_BYTES,
         max_rows=service.MAX_IMPORT_ROWS,
     )  # fmt: skip
 
@@ -214,30 +203,9 @@ def _export_filters(request: Request, settings: Settings) -> tuple[ExportForm, C
     """The export form's filters, read as the customer list reads its own: a value not in
     its list, or a date that is no date, is an error beside its field."""
     params = request.query_params
-    form = ExportForm(values={name: params.get(name, "").strip() for name in EXPORT_CHOICES})
-    allowed = {
-        "leadSource": settings.lead_sources,
-        "serviceCategory": settings.service_categories,
-        "contractStatus": settings.contract_statuses,
-        "leadLevel": settings.lead_levels,
-    }
-    for name, options in allowed.items():
-        if form.values[name] and form.values[name] not in options:
-            form.errors[name] = "请从列表中选择"
-    days: dict[str, date | None] = {}
-    for name in EXPORT_DATES:
-        text = form.values[name] = params.get(name, "").strip()
-        days[name] = None
-        if text:
-            try:
-                days[name] = in_date_range(date.fromisoformat(text))
-            except ValueError as wrong:
-                form.errors[name] = (
-                    DATE_RANGE_MESSAGE if "日期" in str(wrong) else "日期格式应为 2024-01-31"
-                )
-    start, end = days["createdFrom"], days["createdTo"]
-    if start and end and start > end:
-        form.errors["createdTo"] = "结束日期不能早于开始日期"
+    form = ExportForm(values={name: params.get(name, "").strip() for name in EXPORT_NAMES})
+    check_choices(form.values, customer_choices(settings), form.errors)
+    start, end = read_dates(form.values, "createdFrom", "createdTo", form.errors)
     filters = CustomerFilters(
         lead_source=form.values["leadSource"] or None,
         service_category=form.values["serviceCategory"] or None,
@@ -301,16 +269,3 @@ def _kind(text: str) -> FileFormat:
         return FileFormat(text)
     except ValueError:
         raise BadRequest("文件格式只能是 csv 或 xlsx") from None
-
-
-def _download(content: bytes, kind: FileFormat, name: str, ascii_name: str) -> Response:
-    # filename* carries the Chinese name (RFC 6266); filename is for clients without it.
-    disposition = (
-        f'attachment; filename="{ascii_name}.{kind.value}"; '
-        f"filename*=UTF-8''{quote(f'{name}.{kind.value}')}"
-    )
-    return Response(
-        content,
-        media_type=MEDIA_TYPES[kind],
-        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
-    )

@@ -7,17 +7,16 @@ customer id.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 
-from wxcrm.core import clock
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import Envelope
 from wxcrm.customers.records.deps import FiltersDep
 from wxcrm.customers.transfer import service
+from wxcrm.customers.transfer.download import export_download, template_download
 from wxcrm.customers.transfer.schemas import ImportResultOut
 from wxcrm.customers.transfer.service import MEDIA_TYPES, FileFormat
 from wxcrm.users.deps import CurrentManager, CurrentUser
@@ -65,9 +64,7 @@ async def export_customers(
     session: SessionDep, user: CurrentUser, filters: FiltersDep, kind: FormatQuery = FileFormat.csv
 ) -> Response:
     """Download the customers the caller may see, with the list's filters, as CSV or XLSX."""
-    content = await service.export_file(session, user, filters, kind)
-    today = clock.today().strftime("%Y%m%d")
-    return _download(content, kind, f"客户列表-{today}", f"customers-{today}")
+    return export_download(await service.export_file(session, user, filters, kind), kind)
 
 
 @router.get(
@@ -79,18 +76,4 @@ async def import_template(
     settings: SettingsDep, user: CurrentUser, kind: FormatQuery = FileFormat.csv
 ) -> Response:
     """Download the import template: the column headers and one example row."""
-    content = service.build_template(settings, kind)
-    return _download(content, kind, "客户导入模板", "customer-import-template")
-
-
-def _download(content: bytes, kind: FileFormat, name: str, ascii_name: str) -> Response:
-    # filename* carries the Chinese name (RFC 6266); filename is for clients without it.
-    disposition = (
-        f'attachment; filename="{ascii_name}.{kind.value}"; '
-        f"filename*=UTF-8''{quote(f'{name}.{kind.value}')}"
-    )
-    return Response(
-        content,
-        media_type=MEDIA_TYPES[kind],
-        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
-    )
+    return template_download(service.build_template(settings, kind), kind)
