@@ -17,9 +17,15 @@ class Customer(IdMixin, TimestampMixin, Base):
         Index("ix_customers_owner_created", "owner_id", "created_at"),
         Index("ix_customers_pool_entered", "pool_entered_at"),
         # The list's default order (newest first, id breaking ties): pages without a sort.
-        # Name, phone and number ride along because SQLite walks this index for searches
-        # too: it then tests them in the index rather than fetching every row it passes.
-        Index("ix_customers_created", "created_at", "id", "name", "phone", "customer_no"),
+        # The searched columns ride along because SQLite walks this index for searches too:
+        # it then tests them in the index rather than fetching every row it passes. The
+        # dashboard's columns too: its counts of a period's new customers by owner, status,
+        # level and source then read this index alone (90 -> 35 ms for 30 days of 100,000).
+        Index(
+            "ix_customers_created",
+            *("created_at", "id", "name", "phone", "customer_no", "wechat_id"),
+            *("owner_id", "contract_status", "lead_level", "lead_source", "transfer_count"),
+        ),
         # The status filter: its count reads only this index, its page no other rows.
         Index("ix_customers_status_created", "contract_status", "created_at", "id"),
     )

@@ -10,7 +10,22 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, String, and_, case, exists, literal, null, or_
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    case,
+    exists,
+    literal,
+    null,
+    or_,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from wxcrm.core import clock
 from wxcrm.customers.models import Customer, FollowUp
@@ -113,10 +128,10 @@ def search_clause(search: str) -> ColumnElement[bool]:
 def keyword_clause(keyword: str) -> ColumnElement[bool]:
     """`keyword` inside the name, phone, WeChat id or customer number, ignoring case. LIKE's
     `%` and `_` in it are escaped: what staff type is matched as typed, never as a pattern."""
-    term = keyword.strip()
+    pattern = f"%{_escape_like(keyword.strip())}%"
     return or_(
         *(
-            column.icontains(term, autoescape=True)
+            ContainsIgnoringCase(column, pattern)
             for column in (
                 Customer.name,
                 Customer.phone,
@@ -125,6 +140,54 @@ def keyword_clause(keyword: str) -> ColumnElement[bool]:
             )
         )
     )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+class ContainsIgnoringCase(ColumnElement[bool]):
+    """`column` matches the escaped LIKE `pattern` whatever the case, written as each database
+    does it cheaply: SQLite's LIKE already ignores case (ASCII, as its lower() does) and
+    PostgreSQL has ILIKE; lower() on both sides, SQLAlchemy's icontains, costs a function call
+    per row and column and doubled the time of a search over 100,000 customers on SQLite."""
+
+    type = Boolean()
+    inherit_cache = True
+    # A comparison, as LIKE is: no `= 1` after it where booleans are integers (SQLite).
+    _is_implicitly_boolean = True
+    # Both parts take part in the statement cache's key, and the pattern's value is a
+    # parameter: a cached statement is reused with each search's own pattern.
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy declares it so)
+        ("column", InternalTraversal.dp_clauseelement),
+        ("pattern", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: QueryableAttribute[Any], pattern: str) -> None:
+        self.column: ColumnElement[Any] = column.expression
+        self.pattern = literal(pattern, String)
+
+
+def _sides(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
+    return compiler.process(element.column, **kw), compiler.process(element.pattern, **kw)
+
+
+@compiles(ContainsIgnoringCase)
+def _folded_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = _sides(element, compiler, **kw)
+    return f"lower({column}) LIKE lower({pattern}) ESCAPE '/'"
+
+
+@compiles(ContainsIgnoringCase, "sqlite")
+def _sqlite_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = _sides(element, compiler, **kw)
+    return f"{column} LIKE {pattern} ESCAPE '/'"
+
+
+@compiles(ContainsIgnoringCase, "postgresql")
+def _postgres_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = _sides(element, compiler, **kw)
+    return f"{column} ILIKE {pattern} ESCAPE '/'"
 
 
 def lead_status_clause(status: LeadStatus) -> ColumnElement[bool]:
