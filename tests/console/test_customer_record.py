@@ -133,11 +133,21 @@ async def test_a_manager_reads_assigns_freezes_and_unfreezes(
     await page.locator("#assign-dialog").get_by_role("button", name="取消").click()
     await expect(page.locator("#record-owner")).to_have_text("advisor1")
 
+    # 解冻 needs its reason too; both stay in the timeline with who and why.
     await page.get_by_role("button", name="解冻").click()
+    await page.get_by_role("button", name="确定解冻").click()
+    await expect(page.locator("#unfreeze-reason-error")).to_have_text("请填写解冻原因")
+    await page.get_by_label("解冻原因").fill("客户已回国")
     await page.get_by_role("button", name="确定解冻").click()
     await expect(page.locator(".toast-item")).to_have_text("已解冻客户")
     await expect(page.locator(".record-frozen")).to_have_count(0)
     await expect(page.get_by_role("button", name="冻结")).to_be_visible()
+    freezes = page.locator(".timeline-freeze")
+    await expect(freezes.nth(0)).to_contain_text("解冻客户")
+    await expect(freezes.nth(0)).to_contain_text("原因：客户已回国")
+    await expect(freezes.nth(1)).to_contain_text("冻结客户")
+    await expect(freezes.nth(1)).to_contain_text("原因：客户出国三个月")
+    await expect(freezes.nth(1)).to_contain_text("manager1")
 
     # 释放到公海 needs a reason.
     await page.get_by_role("button", name="释放到公海").click()

@@ -765,11 +765,20 @@ async def test_managers_freeze_and_unfreeze(
     client: httpx.AsyncClient, session: AsyncSession, team: Team, role: str
 ) -> None:
     customer = await add_customer(session, team.advisor)
-    frozen = await update(client, team.headers(role), customer.id, isFrozen=True)
-    assert data_of(frozen)["isFrozen"] is True
+    headers = team.headers(role)
+    frozen = await update(client, headers, customer.id, isFrozen=True, frozenReason="客户投诉")
+    assert data_of(frozen)["isFrozen"] is True and data_of(frozen)["frozenReason"] == "客户投诉"
     assert (await snapshot(session, customer.id))["row"]["is_frozen"] is True
-    thawed = await update(client, team.headers(role), customer.id, isFrozen=False)
-    assert data_of(thawed)["isFrozen"] is False
+    thawed = await update(client, headers, customer.id, isFrozen=False, frozenReason="已处理")
+    assert data_of(thawed)["isFrozen"] is False and data_of(thawed)["frozenReason"] is None
+    # The row keeps no reason once unfrozen; the timeline keeps both, with who and why.
+    detail = data_of(await client.get(f"/api/customers/{customer.id}", headers=headers))
+    freezes = [event for event in detail["timeline"] if event["type"] == "freeze"]
+    by = team.member(role).id
+    assert [(e["frozen"], e["reason"], e["userId"]) for e in freezes] == [
+        (False, "已处理", by),
+        (True, "客户投诉", by),
+    ]
 
 
 @pytest.mark.parametrize("frozen", [True, False])

@@ -417,17 +417,34 @@ async def freeze_customer(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """冻结, with its reason (managers and admins): the customer stays where it is."""
+    return await _freeze(request, customer_id, user, session, settings, reason, frozen=True)
+
+
+async def _freeze(
+    request: Request,
+    customer_id: str,
+    user: User,
+    session: AsyncSession,
+    settings: Settings,
+    reason: str,
+    *,
+    frozen: bool,
+) -> Response:
+    """冻结 or 解冻 with a reason, through the API's update (its rules and its history)."""
     if not user.is_staff_manager:
         raise Forbidden(MANAGERS_ONLY_FREEZE)
     customer_id = await _visible(session, user, customer_id)
-    dialog = Dialog("freeze", values={"reason": reason})
+    action = "freeze" if frozen else "unfreeze"
+    dialog = Dialog(action, values={"reason": reason})
     if not reason.strip():
-        dialog.errors["reason"] = "请填写冻结原因"
+        dialog.errors["reason"] = "请填写冻结原因" if frozen else "请填写解冻原因"
         return await _refused(request, settings, session, user, customer_id, dialog, 400)
     try:
-        body = CustomerUpdateIn.model_validate({"isFrozen": True, "frozenReason": reason})
+        body = CustomerUpdateIn.model_validate({"isFrozen": frozen, "frozenReason": reason})
     except ValidationError as invalid:
-        dialog.errors["reason"] = _field_errors(invalid, FREEZE_FIELDS)["frozenReason"]
+        label = "冻结原因" if frozen else "解冻原因"
+        fields = {"frozenReason": FormField("frozenReason", label)}
+        dialog.errors["reason"] = _field_errors(invalid, fields)["frozenReason"]
         return await _refused(request, settings, session, user, customer_id, dialog, 400)
     return await _update_frozen(request, settings, session, user, customer_id, body, dialog)
 
@@ -439,15 +456,10 @@ async def unfreeze_customer(
     user: ConsoleUser,
     session: SessionDep,
     settings: SettingsDep,
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
-    """解冻 (managers and admins)."""
-    if not user.is_staff_manager:
-        raise Forbidden(MANAGERS_ONLY_FREEZE)
-    customer_id = await _visible(session, user, customer_id)
-    body = CustomerUpdateIn.model_validate({"isFrozen": False})
-    return await _update_frozen(
-        request, settings, session, user, customer_id, body, Dialog("unfreeze")
-    )
+    """解冻, with its reason (managers and admins), kept in the customer's timeline."""
+    return await _freeze(request, customer_id, user, session, settings, reason, frozen=False)
 
 
 @router.post("/customers/{customer_id}/delete")
@@ -698,6 +710,10 @@ def _timeline(customer: Customer, events: list[dict[str, Any]], named: People) -
             title = _move(event, who)
             reason = f"原因：{event['reason']}" if event["reason"] else ""
             shown.append(Event("assignment", title, who(event["by"]), when, note=reason))
+        elif event["type"] == "freeze":
+            title = "冻结客户" if event["frozen"] else "解冻客户"
+            reason = f"原因：{event['reason']}" if event["reason"] else ""
+            shown.append(Event("freeze", title, who(event["userId"]), when, note=reason))
         else:
             done_what = ACTION_NAMES.get(event["actionType"], event["actionType"])
             title = f"客户在小程序中{done_what}"
@@ -754,7 +770,6 @@ ASSIGN_FIELDS = {
     "assignmentReason": FormField("assignmentReason", "分配原因"),
 }
 RELEASE_FIELDS = {"reason": FormField("reason", "释放原因", required=True)}
-FREEZE_FIELDS = {"frozenReason": FormField("frozenReason", "冻结原因")}
 
 
 async def _posted(request: Request, names: Iterable[str]) -> dict[str, str]:

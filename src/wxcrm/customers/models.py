@@ -154,3 +154,16 @@ class AssignmentHistory(IdMixin, Base):
     # How it happened: console, miniprogram, batch, pool_assign, claim, release, auto_recycle.
     channel: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FreezeHistory(IdMixin, Base):
+    """Every freeze and unfreeze of a customer, with who did it and why (the timeline)."""
+
+    __tablename__ = "freeze_history"
+    __table_args__ = (Index("ix_freeze_history_customer_created", "customer_id", "created_at"),)
+
+    customer_id: Mapped[str] = mapped_column(IdType, ForeignKey("customers.id", ondelete="CASCADE"))
+    by_user_id: Mapped[str | None] = mapped_column(IdType, ForeignKey("users.id"))
+    frozen: Mapped[bool]
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -169,13 +169,23 @@ class AssignmentEvent(OutModel):
     time: datetime
 
 
+class FreezeEvent(OutModel):
+    """A freeze (frozen true) or an unfreeze, with its reason; user_id: who did it."""
+
+    type: Literal["freeze"]
+    time: datetime
+    frozen: bool
+    reason: str | None
+    user_id: str | None
+
+
 TimelineEvent = Annotated[
-    ActionEvent | FollowUpEvent | AssignmentEvent, Field(discriminator="type")
+    ActionEvent | FollowUpEvent | AssignmentEvent | FreezeEvent, Field(discriminator="type")
 ]
 
 
 class CustomerDetailOut(CustomerOut):
-    timeline: list[TimelineEvent] = Field(description="动作、跟进与分配记录，新的在前")
+    timeline: list[TimelineEvent] = Field(description="动作、跟进、分配与冻结记录，新的在前")
 
 
 class CustomerOptionsOut(OutModel):

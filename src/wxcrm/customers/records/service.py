@@ -16,7 +16,13 @@ from wxcrm.core.models import utcnow
 from wxcrm.core.phones import normalize_phone
 from wxcrm.core.settings import Settings
 from wxcrm.customers.leads import new_customer_number
-from wxcrm.customers.models import AssignmentHistory, Customer, CustomerAction, FollowUp
+from wxcrm.customers.models import (
+    AssignmentHistory,
+    Customer,
+    CustomerAction,
+    FollowUp,
+    FreezeHistory,
+)
 from wxcrm.customers.needs import NEED_CARD_TARGETS, legacy_need_values
 from wxcrm.customers.permissions import may_see
 from wxcrm.customers.records.filters import (
@@ -171,6 +177,11 @@ async def apply_changes(
     if frozen != customer.is_frozen:
         customer.frozen_at = now if frozen else None
         customer.frozen_by_id = by.id if frozen else None
+        # The reason sent with an unfreeze is the unfreeze's: kept in the history only.
+        reason = values.get("frozen_reason") or None
+        session.add(
+            FreezeHistory(customer_id=customer.id, by_user_id=by.id, frozen=frozen, reason=reason)
+        )
         values.setdefault("frozen_reason", None)  # a new freeze does not keep an old reason
     if not frozen and "frozen_reason" in values:
         values["frozen_reason"] = None  # only a frozen customer has a reason for it
@@ -284,7 +295,8 @@ async def detail(
 
 
 async def timeline(session: AsyncSession, customer: Customer) -> list[dict[str, Any]]:
-    """What happened to a customer, newest first: actions, follow-ups and assignments."""
+    """What happened to a customer, newest first: actions, follow-ups, assignments (pool
+    events among them), freezes and unfreezes."""
     actions = await session.scalars(
         select(CustomerAction)
         .where(CustomerAction.customer_record_id == customer.id)
@@ -325,6 +337,22 @@ async def timeline(session: AsyncSession, customer: Customer) -> list[dict[str, 
         for f in follow_ups
     ]
     events += [assignment_out(h) | {"type": "assignment", "time": h.created_at} for h in history]
+    freezes = await session.scalars(
+        select(FreezeHistory)
+        .where(FreezeHistory.customer_id == customer.id)
+        .order_by(FreezeHistory.created_at.desc())
+        .limit(TIMELINE_LIMIT)
+    )
+    events += [
+        {
+            "type": "freeze",
+            "time": f.created_at,
+            "frozen": f.frozen,
+            "reason": f.reason,
+            "userId": f.by_user_id,
+        }
+        for f in freezes
+    ]
     events.sort(key=lambda event: event["time"], reverse=True)
     return events
 
