@@ -19,6 +19,10 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_URL, TEST_SECRET_KEY
+from wxcrm.core.db import Database
+from wxcrm.core.migrations import migrate
+from wxcrm.users.models import Role
+from wxcrm.users.service import create_user
 
 STAFF_PASSWORD = "correct-horse-battery"
 
@@ -71,12 +75,39 @@ async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     return process.returncode or 0, out.decode(), err.decode()
 
 
-async def create_staff(env: dict[str, str], username: str, role: str = "advisor") -> None:
-    code, _, err = await run_cli(
-        "users", "create", "--username", username, "--password", STAFF_PASSWORD,
-        "--role", role, env=env,
-    )  # fmt: skip
-    assert code == 0, err
+async def migrate_database(env: dict[str, str]) -> None:
+    """`wxcrm migrate` on the served database, run here: a `wxcrm` process costs seconds."""
+    database = Database.from_url(env["DATABASE_URL"])
+    try:
+        await migrate(database.engine)
+    finally:
+        await database.dispose()
+
+
+async def create_staff(
+    env: dict[str, str],
+    username: str,
+    role: str = "advisor",
+    *,
+    name: str | None = None,
+    phone: str | None = None,
+) -> None:
+    """A staff account with STAFF_PASSWORD in the served database, made as `wxcrm users
+    create` makes it (its service), in this process: a `wxcrm` process each costs seconds."""
+    database = Database.from_url(env["DATABASE_URL"])
+    try:
+        async with database.writer() as session:
+            await create_user(
+                session,
+                username=username,
+                password=STAFF_PASSWORD,
+                role=Role(role),
+                name=name,
+                phone=phone,
+            )
+            await session.commit()
+    finally:
+        await database.dispose()
 
 
 @dataclass

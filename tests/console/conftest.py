@@ -7,7 +7,8 @@ WXCRM_REQUIRE_BROWSER=1 (set by .ci/run) turns that skip into a failure.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,14 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import BACKENDS
-from tests.live import STAFF_PASSWORD, create_staff, own_database, run_cli, served, server_env
+from tests.live import (
+    STAFF_PASSWORD,
+    create_staff,
+    migrate_database,
+    own_database,
+    served,
+    server_env,
+)
 
 CHROMIUM = Path(os.environ.get("WXCRM_CHROMIUM", "/usr/bin/chromium"))
 MISSING_BROWSER = (
@@ -28,11 +36,32 @@ HAVE_CHROMIUM = CHROMIUM.exists()
 _shots: list[Path] = []
 
 
+@dataclass(frozen=True)
+class Staff:
+    username: str
+    role: str = "advisor"
+    name: str | None = None
+    phone: str | None = None
+
+
+# conftest's `console`: an advisor, a manager, an admin, a to-be-suspended advisor, an advisor
+# whose name is markup, and one whose password is guessed at.
+STAFF = (
+    Staff("advisor1"),
+    Staff("manager1", "manager"),
+    Staff("admin1", "admin"),
+    Staff("leaver"),
+    Staff("xss", name=XSS_NAME),
+    Staff("guessed"),
+)
+
+
 @dataclass
 class Console:
     url: str
     env: dict[str, str]
-    shots: Path
+    # Where this run's screenshots go; None on the second database, whose pages look the same.
+    shots: Path | None
 
     async def sign_in(self, page: Page, username: str, password: str = STAFF_PASSWORD) -> None:
         await page.goto(f"{self.url}/login")
@@ -42,6 +71,8 @@ class Console:
         await page.wait_for_load_state()
 
     async def screenshot(self, page: Page, name: str) -> None:
+        if self.shots is None:
+            return
         path = self.shots / f"{name}.png"
         await page.screenshot(path=path, full_page=True)
         _shots.append(path)
@@ -67,32 +98,39 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
+@asynccontextmanager
+async def serve_console(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    staff: Iterable[Staff] = STAFF,
+    **settings: str,
+) -> AsyncIterator[Console]:
+    """`wxcrm serve` for one module's browser tests, on the database the fixture's param names,
+    with `staff` (password STAFF_PASSWORD) and `settings` on top of the test defaults."""
+    backend: str = request.param
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    folder = tmp_path_factory.mktemp(f"console-{module}-{backend}")
+    shots = None
+    if backend == BACKENDS[0]:
+        shots = tmp_path_factory.mktemp(f"console-screenshots-{module}", numbered=False)
+    async with own_database(backend, folder) as database_url:
+        env = server_env(database_url, folder, **settings)
+        await migrate_database(env)
+        for account in staff:
+            await create_staff(
+                env, account.username, account.role, name=account.name, phone=account.phone
+            )
+        async with served(env, folder) as server:
+            yield Console(server.url, env, shots)
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 async def console(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Console]:
-    """A served app with an advisor, a manager, an admin, a to-be-suspended advisor and an
-    advisor whose name is markup."""
-    backend: str = request.param
-    folder = tmp_path_factory.mktemp(f"console-{backend}")
-    shots = tmp_path_factory.mktemp(f"console-screenshots-{backend}")
-    async with own_database(backend, folder) as database_url:
-        env = server_env(database_url, folder)
-        code, _, err = await run_cli("migrate", env=env)
-        assert code == 0, err
-        for username, role in [
-            ("advisor1", "advisor"),
-            ("manager1", "manager"),
-            ("admin1", "admin"),
-            ("leaver", "advisor"),
-            ("xss", "advisor"),
-            ("guessed", "advisor"),
-        ]:
-            await create_staff(env, username, role)
-        code, _, err = await run_cli("users", "update", "xss", "--name", XSS_NAME, env=env)
-        assert code == 0, err
-        async with served(env, folder) as server:
-            yield Console(server.url, env, shots)
+    """A served app with conftest's STAFF."""
+    async with serve_console(request, tmp_path_factory) as served_console:
+        yield served_console
 
 
 @pytest.fixture

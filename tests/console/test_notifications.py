@@ -19,8 +19,8 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.conftest import ASSIGN_TEMPLATE, BACKENDS, SIM_APP_ID, SIM_SECRET
-from tests.console.conftest import XSS_NAME, Console
-from tests.live import STAFF_PASSWORD, own_database, run_cli, served, server_env, staff_token
+from tests.console.conftest import XSS_NAME, Console, Staff, serve_console
+from tests.live import staff_token
 from wxcrm.console.session import SESSION_COOKIE
 from wxcrm.wechat.sim import SimControl
 
@@ -47,35 +47,24 @@ async def console(
 ) -> AsyncIterator[Console]:
     """conftest's served app, with its delivery worker on and WeChat pointed at the simulator
     (the assignment template configured); advisor1 has a phone to log in to the mini program."""
-    backend: str = request.param
-    folder = tmp_path_factory.mktemp(f"notify-{backend}")
-    shots = tmp_path_factory.mktemp(f"console-screenshots-{backend}")
-    async with own_database(backend, folder) as database_url:
-        env = server_env(
-            database_url,
-            folder,
-            WECHAT_API_BASE=sim_url,
-            WECHAT_APP_ID=SIM_APP_ID,
-            WECHAT_APP_SECRET=SIM_SECRET,
-            WECHAT_TEMPLATE_CUSTOMER_ASSIGNED=ASSIGN_TEMPLATE,
-            WORKER_EMBEDDED="true",
-            WORKER_POLL_SECONDS="0.05",
-        )
-        code, _, err = await run_cli("migrate", env=env)
-        assert code == 0, err
-        for username, role, extra in [
-            ("advisor1", "advisor", ["--phone", ADVISOR_PHONE]),
-            ("manager1", "manager", []),
-            ("admin1", "admin", []),
-            ("xss", "advisor", ["--name", XSS_NAME]),
-        ]:
-            code, _, err = await run_cli(
-                "users", "create", "--username", username, "--password", STAFF_PASSWORD,
-                "--role", role, *extra, env=env,
-            )  # fmt: skip
-            assert code == 0, err
-        async with served(env, folder) as server:
-            yield Console(server.url, env, shots)
+    staff = [
+        Staff("advisor1", phone=ADVISOR_PHONE),
+        Staff("manager1", "manager"),
+        Staff("admin1", "admin"),
+        Staff("xss", name=XSS_NAME),
+    ]
+    async with serve_console(
+        request,
+        tmp_path_factory,
+        staff,
+        WECHAT_API_BASE=sim_url,
+        WECHAT_APP_ID=SIM_APP_ID,
+        WECHAT_APP_SECRET=SIM_SECRET,
+        WECHAT_TEMPLATE_CUSTOMER_ASSIGNED=ASSIGN_TEMPLATE,
+        WORKER_EMBEDDED="true",
+        WORKER_POLL_SECONDS="0.05",
+    ) as console:
+        yield console
 
 
 def api(token: str) -> dict[str, str]:

@@ -17,14 +17,9 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.conftest import BACKENDS
-from tests.console.conftest import XSS_NAME, Console
+from tests.console.conftest import XSS_NAME, Console, Staff, serve_console
 from tests.live import (
     STAFF_PASSWORD,
-    create_staff,
-    own_database,
-    run_cli,
-    served,
-    server_env,
     staff_token,
 )
 
@@ -40,25 +35,17 @@ async def pool_console(
 ) -> AsyncIterator[Console]:
     """A served app with a cap of three, staff, and the pool filled through the API: an
     advisor's customers released with a reason (one of them named as markup)."""
-    backend: str = request.param
-    folder = tmp_path_factory.mktemp(f"pool-{backend}")
-    shots = tmp_path_factory.mktemp(f"console-screenshots-pool-{backend}")
-    async with own_database(backend, folder) as database_url:
-        env = server_env(database_url, folder, POOL_HOLDING_CAP=str(CAP))
-        code, _, err = await run_cli("migrate", env=env)
-        assert code == 0, err
-        for username, role in [
-            ("seeder", "advisor"),
-            ("advisor1", "advisor"),
-            ("advisor2", "advisor"),
-            ("manager1", "manager"),
-        ]:
-            await create_staff(env, username, role)
-        code, _, err = await run_cli("users", "update", "advisor2", "--name", "李顾问", env=env)
-        assert code == 0, err
-        async with served(env, folder) as server:
-            await _fill_pool(server.url)
-            yield Console(server.url, env, shots)
+    staff = [
+        Staff("seeder"),
+        Staff("advisor1"),
+        Staff("advisor2", name="李顾问"),
+        Staff("manager1", "manager"),
+    ]
+    async with serve_console(
+        request, tmp_path_factory, staff, POOL_HOLDING_CAP=str(CAP)
+    ) as console:
+        await _fill_pool(console.url)
+        yield console
 
 
 async def _fill_pool(url: str) -> None:

@@ -8,8 +8,8 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.conftest import BACKENDS, TEST_SECRET_KEY
-from tests.console.conftest import Console
-from tests.live import STAFF_PASSWORD, create_staff, own_database, run_cli, served, server_env
+from tests.console.conftest import Console, Staff, serve_console
+from tests.live import STAFF_PASSWORD
 
 APP_SECRET = "app-secret-for-the-settings-page-0001"
 PUSH_TOKEN = "push-token-for-the-settings-page-0002"
@@ -24,33 +24,22 @@ async def console(
 ) -> AsyncIterator[Console]:
     """conftest's served app, with every secret the settings could hold set to a value the
     page must not show, and a configured template with its own field map."""
-    backend: str = request.param
-    folder = tmp_path_factory.mktemp(f"settings-{backend}")
-    shots = tmp_path_factory.mktemp(f"console-screenshots-{backend}")
-    async with own_database(backend, folder) as database_url:
-        env = server_env(
-            database_url,
-            folder,
-            WECHAT_APP_ID="wx1234567890abcdef",
-            WECHAT_APP_SECRET=APP_SECRET,
-            WECHAT_PUSH_TOKEN=PUSH_TOKEN,
-            WECHAT_PUSH_AES_KEY=AES_KEY,
-            WECHAT_TEMPLATE_CUSTOMER_ACTION=ACTION_TEMPLATE,
-            WECHAT_TEMPLATE_CUSTOMER_ACTION_FIELDS='{"title": "thing9", "time": "time8"}',
-            WECHAT_LONG_TERM_TEMPLATES=f'["{ACTION_TEMPLATE}"]',
-            POOL_DAILY_CLAIM_LIMIT="7",
-            POOL_HOLDING_CAP="120",
-        )
-        code, _, err = await run_cli("migrate", env=env)
-        assert code == 0, err
-        for username, role in [
-            ("admin1", "admin"),
-            ("manager1", "manager"),
-            ("advisor1", "advisor"),
-        ]:
-            await create_staff(env, username, role)
-        async with served(env, folder) as server:
-            yield Console(server.url, env, shots)
+    staff = [Staff("admin1", "admin"), Staff("manager1", "manager"), Staff("advisor1")]
+    async with serve_console(
+        request,
+        tmp_path_factory,
+        staff,
+        WECHAT_APP_ID="wx1234567890abcdef",
+        WECHAT_APP_SECRET=APP_SECRET,
+        WECHAT_PUSH_TOKEN=PUSH_TOKEN,
+        WECHAT_PUSH_AES_KEY=AES_KEY,
+        WECHAT_TEMPLATE_CUSTOMER_ACTION=ACTION_TEMPLATE,
+        WECHAT_TEMPLATE_CUSTOMER_ACTION_FIELDS='{"title": "thing9", "time": "time8"}',
+        WECHAT_LONG_TERM_TEMPLATES=f'["{ACTION_TEMPLATE}"]',
+        POOL_DAILY_CLAIM_LIMIT="7",
+        POOL_HOLDING_CAP="120",
+    ) as console:
+        yield console
 
 
 async def test_an_admin_reads_the_settings_without_any_secret(console: Console, page: Page) -> None:

@@ -10,7 +10,7 @@ from tests.factories import make_user, token_for
 from wxcrm.users.models import Role
 
 
-async def test_a_manager_creates_lists_updates_assigns_and_deletes(
+async def test_a_manager_creates_lists_updates_and_assigns_and_an_admin_deletes(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     manager = await make_user(session, Role.manager, name="王经理")
@@ -48,7 +48,10 @@ async def test_a_manager_creates_lists_updates_assigns_and_deletes(
     assert body["data"]["notificationData"]["assignerName"] == "王经理"
     detail = await client.get(f"/api/customers/{customer['_id']}", headers=headers)
     assert [e["type"] for e in detail.json()["data"]["timeline"]] == ["assignment"]
-    deleted = await client.delete(f"/api/customers/{customer['_id']}", headers=headers)
+    refused = await client.delete(f"/api/customers/{customer['_id']}", headers=headers)
+    assert_error(refused, 403, "FORBIDDEN")
+    admin = await token_for(client, await make_user(session, Role.admin))
+    deleted = await client.delete(f"/api/customers/{customer['_id']}", headers=admin)
     assert deleted.status_code == 200
     assert_error(
         await client.get(f"/api/customers/{customer['_id']}", headers=headers), 404, "NOT_FOUND"

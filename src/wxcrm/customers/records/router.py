@@ -101,7 +101,7 @@ async def update_customer(
 async def delete_customer(
     customer_id: CustomerId, session: SessionDep, user: CurrentUser
 ) -> Envelope[None]:
-    """Delete a customer and its follow-ups and history (admins and managers)."""
+    """Delete a customer and its follow-ups and history (admins only)."""
     await service.delete_customer(session, user, customer_id)
     return Envelope[None](data=None, message="删除客户成功")
 

@@ -38,7 +38,9 @@ from wxcrm.customers.records.schemas import (
     FollowUpIn,
     SortField,
 )
-from wxcrm.users.models import User
+from wxcrm.users.models import Role, User
+
+ADMINS_ONLY_DELETE = "只有管理员可以删除客户"
 
 NOT_FOUND = "客户不存在"
 SORT_COLUMNS = {
@@ -251,8 +253,9 @@ async def update_customer(
 
 
 async def delete_customer(session: AsyncSession, user: User, customer_id: str) -> None:
-    if not user.is_staff_manager:
-        raise Forbidden("只有管理员和经理可以删除客户")
+    # Deleting takes the follow-ups and history along, past any undo: admins only.
+    if user.role != Role.admin:
+        raise Forbidden(ADMINS_ONLY_DELETE)
     customer = await get_visible(session, user, customer_id)
     await session.execute(delete(Customer).where(Customer.id == customer.id))
 
