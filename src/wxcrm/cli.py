@@ -52,6 +52,9 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,  # no banner naming the server and its version
+        # X-Forwarded-Proto (and -For) believed from these only: behind a TLS proxy the app
+        # then knows it is served over HTTPS, and the console's cookies are Secure.
+        forwarded_allow_ips=["127.0.0.1", *get_settings().trusted_proxies],
     )
 
 

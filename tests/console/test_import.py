@@ -271,6 +271,14 @@ async def test_an_unusable_file_is_refused_beside_the_file_field(
     missing = await page.request.post(f"{console.url}/import", multipart={"csrf_token": token})
     assert missing.status == 400
     assert "请选择要导入的文件" in await missing.text()
+    # A NUL in a file name (PostgreSQL stores none) is refused before the upload is read.
+    good = csv_bytes([["姓名", "手机号"], ["王阿姨", "13812345678"]])
+    nul = await page.request.post(
+        f"{console.url}/import",
+        multipart={"csrf_token": token, "file": upload_file("客户\x00.csv", good)},
+    )
+    assert nul.status == 400
+    assert "不能包含空字符" in await nul.text()
     assert await customer_total(console) == before
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+import httpx
 from playwright.async_api import Locator, Page, expect
 
 from tests.console.conftest import XSS_NAME, Console
-from tests.live import run_cli
+from tests.live import STAFF_PASSWORD, run_cli
 
 ADVISOR_MENU = ["首页", "客户", "公海", "通知"]
 ADMIN_MENU = ["首页", "客户", "公海", "导入导出", "通知", "员工", "设置"]
@@ -140,3 +143,23 @@ async def test_a_name_that_is_markup_shows_as_text(console: Console, page: Page)
     await expect(page.locator(".user-name")).to_have_text(XSS_NAME)
     assert await page.locator(".topbar img").count() == 0
     assert dialogs == []
+
+
+async def test_behind_a_tls_proxy_the_session_cookies_are_secure(console: Console) -> None:
+    """A proxy that ends TLS says so in X-Forwarded-Proto (believed from loopback and
+    TRUSTED_PROXIES); the cookies then carry Secure, and only then."""
+    async with httpx.AsyncClient(base_url=console.url, timeout=10) as http:
+        for proto, secure in (("https", True), ("http", False)):
+            http.cookies.clear()
+            form = (await http.get("/login")).text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert token is not None
+            answer = await http.post(
+                "/login",
+                data={"username": "advisor1", "password": STAFF_PASSWORD, "csrf_token": token[1]},
+                headers={"X-Forwarded-Proto": proto},
+            )
+            assert answer.status_code == 303
+            cookies = answer.headers.get_list("set-cookie")
+            assert {c.split("=", 1)[0] for c in cookies} >= {"wxcrm_console", "wxcrm_csrf"}
+            assert all(("; secure" in c.lower()) is secure for c in cookies), cookies

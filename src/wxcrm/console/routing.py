@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from wxcrm.console.frame import frame_for
 from wxcrm.console.session import (
     NONCE_COOKIE,
+    SAFE_METHODS,
     SESSION_COOKIE,
     SignInRequired,
     guard_csrf,
@@ -21,7 +22,8 @@ from wxcrm.console.session import (
     set_cookie,
 )
 from wxcrm.console.templating import render
-from wxcrm.core.errors import AppError
+from wxcrm.core.errors import AppError, ValidationFailed
+from wxcrm.core.middleware import NUL_MESSAGE
 from wxcrm.core.settings import Settings
 from wxcrm.users.models import User
 
@@ -48,10 +50,26 @@ class ConsoleRoute(APIRoute):
         return answer
 
 
+async def refuse_nul_in_uploads(request: Request) -> None:
+    """A multipart form (the import's upload, or any form sent so) with a NUL in a field or a
+    file name is refused: RefuseNulMiddleware leaves multipart bodies to their readers, and
+    PostgreSQL cannot store U+0000 in text."""
+    if request.method in SAFE_METHODS:
+        return
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return
+    for name, value in (await request.form()).multi_items():
+        text = value if isinstance(value, str) else (value.filename or "")
+        if "\x00" in text or "\x00" in name:
+            raise ValidationFailed.on_field(name, f"{name} {NUL_MESSAGE}")
+
+
 def console_router() -> APIRouter:
     """A router for console pages: not in the API's OpenAPI, CSRF-guarded, refusals as pages."""
     return APIRouter(
-        route_class=ConsoleRoute, include_in_schema=False, dependencies=[Depends(guard_csrf)]
+        route_class=ConsoleRoute,
+        include_in_schema=False,
+        dependencies=[Depends(guard_csrf), Depends(refuse_nul_in_uploads)],
     )
 
 

@@ -160,7 +160,7 @@ class SecurityHeadersMiddleware:
 
 # A JSON string escape of U+0000: a backslash that is not itself escaped, then u0000.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-_NUL_MESSAGE = "不能包含空字符（\\u0000）"
+NUL_MESSAGE = "不能包含空字符（\\u0000）"
 _SCANNED_BODIES = (b"application/json", b"application/x-www-form-urlencoded")
 
 
@@ -251,8 +251,8 @@ def _path_to_nul(value: Any, path: str = "") -> str | None:
 
 
 async def _refuse_nul(scope: Scope, receive: Receive, send: Send, field: str) -> None:
-    details = [{"field": field, "message": _NUL_MESSAGE}]
+    details = [{"field": field, "message": NUL_MESSAGE}]
     response = error_response(
-        400, f"请求参数错误：{field} {_NUL_MESSAGE}", "VALIDATION_ERROR", details
+        400, f"请求参数错误：{field} {NUL_MESSAGE}", "VALIDATION_ERROR", details
     )
     await response(scope, receive, send)
