@@ -36,6 +36,8 @@ class Notification(IdMixin, TimestampMixin, Base):
             sqlite_where=text("status = 'pending'"),
         ),
         Index("ix_notifications_advisor_created", "advisor_id", "created_at"),
+        # The console's delivery log: newest first, by day (its dates, the dashboard's today).
+        Index("ix_notifications_created", "created_at", "id"),
         # Folding looks for the newest row of a key in any state: without this, every
         # customer action scanned the whole history of sent notifications.
         Index("ix_notifications_fold_key_created", "fold_key", "created_at"),
