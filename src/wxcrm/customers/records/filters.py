@@ -147,9 +147,9 @@ class ContainsIgnoringCase(ColumnElement[bool]):
 
     A term without letters that have a case (digits, Chinese: most searches here) is a plain
     LIKE everywhere: case cannot matter. Otherwise SQLite's LIKE already ignores case (ASCII,
-    as its lower() does) and PostgreSQL has ILIKE. lower() on both sides (SQLAlchemy's
-    icontains) or ILIKE for every term made a search over 100,000 customers two to four
-    times slower.
+    as its lower() does), and elsewhere lower() goes on both sides: on PostgreSQL that is 2.3
+    times faster than ILIKE (32 against 73 ms over 100,000 customers). lower() for every term
+    (SQLAlchemy's icontains) made a search of digits or Chinese two to four times slower.
     """
 
     type = Boolean()
@@ -187,12 +187,6 @@ def _folded_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw:
 def _sqlite_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
     column, pattern = _sides(element, compiler, **kw)
     return f"{column} LIKE {pattern} ESCAPE '/'"
-
-
-@compiles(ContainsIgnoringCase, "postgresql")
-def _postgres_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
-    column, pattern = _sides(element, compiler, **kw)
-    return f"{column} {'ILIKE' if element.fold else 'LIKE'} {pattern} ESCAPE '/'"
 
 
 def lead_status_clause(status: LeadStatus) -> ColumnElement[bool]:
