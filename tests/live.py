@@ -93,9 +93,11 @@ async def create_staff(
     phone: str | None = None,
 ) -> None:
     """A staff account with STAFF_PASSWORD in the served database, made as `wxcrm users
-    create` makes it (its service), in this process: a `wxcrm` process each costs seconds."""
+    create` makes it (migrating first, then its service), in this process: a `wxcrm`
+    process each costs seconds."""
     database = Database.from_url(env["DATABASE_URL"])
     try:
+        await migrate(database.engine)
         async with database.writer() as session:
             await create_user(
                 session,
