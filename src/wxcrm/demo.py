@@ -364,6 +364,7 @@ def banner(settings: Settings, api_url: str, sim_url: str, state: DemoState) -> 
         "",
         "wxcrm demo is running; Ctrl-C stops it.",
         "",
+        f"  staff console     {api_url}/  (sign in with a login below)",
         f"  API               {api_url}/api/health",
         f"  API docs          {api_url}/docs",
         f"  WeChat simulator  {sim_url}  (AppID {settings.wechat_app_id}{secret};"
@@ -372,7 +373,8 @@ def banner(settings: Settings, api_url: str, sim_url: str, state: DemoState) -> 
         f"  cloud functions   {sim_url}/sim/invocations  ({channel_note})",
         f"  database          {database}  ({data})",
         "",
-        "Logins (POST /api/auth/login; the staff mini program: /api/auth/miniprogram-login):",
+        "Logins (the console; POST /api/auth/login; the staff mini program:"
+        " /api/auth/miniprogram-login):",
         f"  {'username':<9} {'password':<14} {'phone':<11} name",
     ]
     if state.admin is not None:
