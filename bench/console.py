@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import random
 import re
-import sys
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,13 +32,13 @@ from urllib.parse import urlencode
 import httpx
 from sqlalchemy import select
 
-from bench.common import database_url, free_port, fresh_database, percentile, started
+from bench.common import database_url, fresh_database, percentile
 from bench.customers import (
     MANAGER,
     PASSWORD,
-    SECRET_KEY,
     Seeded,
     advisor_name,
+    api_server,
     postgres_backends,
     seed,
     timed_gets,
@@ -167,17 +166,9 @@ def main(arguments: argparse.Namespace, url: str) -> None:
         f" and {NOTIFICATIONS:,} notifications in {prepared.seconds:.1f} s"
     )
     settings = Settings()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        "DATABASE_URL": url,
-        "SECRET_KEY": SECRET_KEY,
-        "WORKER_EMBEDDED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "wxcrm", "serve", "--port", str(port)]
     backends = postgres_backends(url)
-    with started(command, f"{base}/api/health/live", env) as process:
+    with api_server(url) as (process, port):
+        base = f"http://127.0.0.1:{port}"
         manager = {"Cookie": console_cookie(base, MANAGER), "Accept": "text/html"}
         advisor = {"Cookie": console_cookie(base, advisor_name(0)), "Accept": "text/html"}
         filtered = [

@@ -28,8 +28,11 @@ import asyncio
 import http.client
 import json
 import random
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -163,6 +166,21 @@ async def seed(database: Database, count: int) -> Seeded:
         name_terms=tuple(sorted(terms)),
         phone_prefixes=tuple(str(phones[n])[:7] for n in picks),
     )
+
+
+@contextmanager
+def api_server(url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """One `wxcrm serve` process over `url` (no delivery worker), and its port."""
+    port = free_port()
+    env = {
+        "DATABASE_URL": url,
+        "SECRET_KEY": SECRET_KEY,
+        "WORKER_EMBEDDED": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "wxcrm", "serve", "--port", str(port)]
+    with started(command, f"http://127.0.0.1:{port}/api/health/live", env) as process:
+        yield process, port
 
 
 def login(base: str, username: str) -> str:
@@ -349,17 +367,9 @@ def main(arguments: argparse.Namespace, url: str) -> None:
     seeded, seed_s = asyncio.run(prepare(url, arguments.customers))
     print(f"customers [{backend}]: seeded {arguments.customers:,} customers in {seed_s:.1f} s")
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        "DATABASE_URL": url,
-        "SECRET_KEY": SECRET_KEY,
-        "WORKER_EMBEDDED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "wxcrm", "serve", "--port", str(port)]
     backends = postgres_backends(url)
-    with started(command, f"{base}/api/health/live", env) as process:
+    with api_server(url) as (process, port):
+        base = f"http://127.0.0.1:{port}"
         manager = login(base, MANAGER)
         own = advisor_name(0)
         advisor = login(base, own)
