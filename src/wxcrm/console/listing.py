@@ -159,10 +159,14 @@ def _day(values: Mapping[str, str], name: str, errors: dict[str, str]) -> date |
         return None
 
 
-def wants_region(request: Request, region_id: str) -> bool:
-    """Whether htmx asks for the list's region alone; restoring history needs the page."""
-    return request.headers.get("HX-Target") == region_id and not request.headers.get(
-        "HX-History-Restore-Request"
+def wants_region(request: Request, region_id: str, query: ListQuery) -> bool:
+    """Whether htmx asks for the list's region alone and may have it: restoring history needs
+    the page, and so does a query with a bad value, whose message stands beside its field in
+    the filter bar, outside the region."""
+    return (
+        request.headers.get("HX-Target") == region_id
+        and not request.headers.get("HX-History-Restore-Request")
+        and not query.errors
     )
 
 

@@ -144,7 +144,7 @@ async def notification_log(
         "managing": user.is_staff_manager,
     }
     status = 400 if query.errors else 200
-    if wants_region(request, RESULTS_ID):
+    if wants_region(request, RESULTS_ID, query):
         return pushed(render(request, "notifications/results.html", status, **context), query)
     return render_page(
         request, settings, user, "notifications/list.html",

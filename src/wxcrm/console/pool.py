@@ -144,7 +144,7 @@ async def pool_page(
     """公海: the cards, the filters and the list; the region alone for htmx."""
     query = read_query(request.query_params, settings)
     status = 400 if query.errors else 200
-    if wants_region(request, REGION_ID):
+    if wants_region(request, REGION_ID, query):
         region = await _page(
             request, session, settings, user, query, region_only=True, status_code=status
         )

@@ -107,6 +107,11 @@ def render_page(
     response = render(request, template, status_code, frame=frame, **context)
     if fresh_nonce is not None:
         set_cookie(request, response, NONCE_COOKIE, fresh_nonce, max_age=None)
+    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        # htmx asked for a region but gets the whole page (a refused query, told beside its
+        # fields): it replaces the body, as a boosted navigation's does.
+        response.headers["HX-Retarget"] = "body"
+        response.headers["HX-Reswap"] = "innerHTML"
     if flash is not None:
         response.delete_cookie(FLASH_COOKIE, path="/")
     return response
