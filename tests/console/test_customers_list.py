@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from playwright.async_api import Page, expect
 
 from tests.console.conftest import XSS_NAME, Console
 from tests.live import staff_token
+from wxcrm.core import clock
 
 # advisor1's customers: one signed, one named as markup, and enough plain ones for two pages.
 PLAIN = 22
@@ -150,3 +152,51 @@ async def test_a_bad_filter_value_is_told_beside_its_field(
     await expect(page.locator("#createdFrom-error")).to_have_text("日期格式应为 2024-01-31")
     await expect(page.locator("#leadLevel-error")).to_have_text("请从列表中选择")
     await expect(page.get_by_role("alert")).to_contain_text("筛选条件有误")
+
+
+async def test_each_filter_narrows_the_list_and_the_sort_turns_it(
+    console: Console, customers: None, page: Page
+) -> None:
+    await console.sign_in(page, "manager1")
+    everyone = f"共 {ADVISOR_TOTAL + 1} 条"
+    total = page.locator(".pagination .total")
+
+    async def search(*choices: tuple[str, str]) -> None:
+        await page.goto(f"{console.url}/customers")
+        for label, value in choices:
+            field = page.get_by_label(label, exact=True)
+            if await field.evaluate("node => node.tagName") == "SELECT":
+                await field.select_option(label=value)
+            else:
+                await field.fill(value)
+        await page.get_by_role("button", name="查询").click()
+
+    await search(("服务类别", "月嫂"))
+    await expect(rows(page)).to_have_count(1)
+    await expect(rows(page).first).to_contain_text("王阿姨")
+    await search(("线索等级", "A类"))
+    await expect(rows(page)).to_have_count(1)
+    await expect(rows(page).first).to_contain_text("王阿姨")
+    await search(("负责人", XSS_NAME))  # the owner picker lists staff by name, as text
+    await expect(rows(page)).to_have_count(1)
+    await expect(rows(page).first).to_contain_text("李女士")
+
+    # Every customer here was assigned today (Beijing): a range ending yesterday has none.
+    today = clock.today()
+    await search(("分配日期从", today.isoformat()))
+    await expect(total).to_have_text(everyone)
+    await expect(page).to_have_url(re.compile(rf"assignedStartDate={today.isoformat()}"))
+    await search(("分配日期至", (today - timedelta(days=1)).isoformat()))
+    await expect(page.locator(".empty")).to_contain_text("没有符合条件的客户")
+    await search(
+        ("分配日期从", today.isoformat()),
+        ("分配日期至", (today - timedelta(days=1)).isoformat()),
+    )
+    await expect(page.locator("#assignedEndDate-error")).to_have_text("结束日期不能早于开始日期")
+
+    # Newest first by default (李女士 was made last); 从旧到新 turns the list round.
+    await search()
+    await expect(rows(page).first).to_contain_text("李女士")
+    await search(("顺序", "从旧到新"))
+    await expect(rows(page).first).to_contain_text("王阿姨")
+    await expect(page).to_have_url(re.compile(r"sortOrder=asc"))

@@ -139,7 +139,7 @@ async def customer_list(
 ) -> HTMLResponse:
     """客户列表: search, filters, sort and pages, all in the URL."""
     listing = await _listing(session, settings, user, request.query_params)
-    region_only = wants_region(request, RESULTS_ID)
+    region_only = wants_region(request, RESULTS_ID, listing.query)
     return await _list_page(request, session, settings, user, listing, region_only=region_only)
 
 
@@ -474,6 +474,9 @@ _FILTER_NAMES = (
     "assignedTo",
     "createdFrom",
     "createdTo",
+    # The staff mini program's names for the assignment dates ("assignedTo" is the owner).
+    "assignedStartDate",
+    "assignedEndDate",
 )
 _QUERY_NAMES = (*_FILTER_NAMES, "sortBy", "sortOrder")
 
@@ -494,6 +497,7 @@ def _read_query(params: Mapping[str, str], user: User) -> CustomerQuery:
         except ValueError:
             errors["followUpStatus"] = "请从列表中选择"
     created_from, created_to = read_dates(values, "createdFrom", "createdTo", errors)
+    assigned_from, assigned_to = read_dates(values, "assignedStartDate", "assignedEndDate", errors)
     try:
         sort = SortField(values["sortBy"] or SortField.created_at)
     except ValueError:
@@ -517,6 +521,8 @@ def _read_query(params: Mapping[str, str], user: User) -> CustomerQuery:
         ),
         # The search box finds a fragment of the name, phone, WeChat id or customer number.
         keyword=values["keyword"] or None,
+        assigned_from=assigned_from,
+        assigned_to=assigned_to,
     )
     return CustomerQuery(
         values=values, page=page, limit=limit, errors=errors,
