@@ -214,6 +214,7 @@ def demo_customers(
         customer.owner_id = advisor.id
         customer.assigned_at = assigned_at
         customer.assigned_by_id = admin.id
+        customer.assignment_reason = "新线索分配"
         customer.last_follow_up_at = followed_at
         customer.updated_at = followed_at
         rows.history.append(
