@@ -321,7 +321,7 @@ async def _list_page(
         "sorts": [(s.value, label) for s, label in SORTS.items()],
         "results_id": RESULTS_ID,
         "is_manager": user.is_staff_manager,
-        "is_admin": user.role == Role.admin.value,
+        "is_admin": user.is_admin,
         "advisors": _advisors(listing.owners),
         "forms": _dialogs(user, form),
         "ticked": set(form.ids) if form and form.scope == "batch" else set(),

@@ -506,7 +506,7 @@ async def _detail_page(
         active="customers", status_code=status_code,
         c=record, follow_up=follow_up or FollowUpForm(), dialog=dialog, advisors=advisors,
         methods=[m.value for m in FollowUpMethod], activity_id=ACTIVITY_ID, oob=False,
-        can_manage=user.is_staff_manager, can_delete=user.role == Role.admin.value,
+        can_manage=user.is_staff_manager, can_delete=user.is_admin,
     )  # fmt: skip
 
 

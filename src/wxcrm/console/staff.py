@@ -22,7 +22,7 @@ from wxcrm.core.deps import SettingsDep
 from wxcrm.core.errors import AppError, Forbidden, validation_details
 from wxcrm.core.settings import Settings
 from wxcrm.users import service
-from wxcrm.users.models import Role, User
+from wxcrm.users.models import User
 from wxcrm.users.schemas import (
     ROLE_INPUTS,
     ROLE_LABELS,
@@ -60,7 +60,7 @@ def admins_only(refusal: str) -> Callable[[User], Awaitable[User]]:
     `refusal`."""
 
     async def console_admin(user: ConsoleUser) -> User:
-        if user.role != Role.admin.value:
+        if not user.is_admin:
             raise Forbidden(refusal)
         return user
 

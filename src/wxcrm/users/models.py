@@ -39,6 +39,10 @@ class User(IdMixin, TimestampMixin, Base):
     def is_staff_manager(self) -> bool:
         return self.role in (Role.admin, Role.manager)
 
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.admin
+
 
 class SignedOutToken(Base):
     """A staff token whose holder signed out: refused until it would have expired anyway.

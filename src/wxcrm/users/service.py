@@ -196,7 +196,7 @@ async def reset_password(session: AsyncSession, by: User, user_id: str, password
 
 async def _keep_an_admin(session: AsyncSession, user: User) -> None:
     """A 409 when `user` is the last active admin, about to lose the role or be suspended."""
-    if user.role != Role.admin.value or not user.is_active:
+    if not user.is_admin or not user.is_active:
         return
     admins = await UserRepository(session).lock_active_admins()
     if list(admins) == [user.id]:

@@ -38,7 +38,7 @@ from wxcrm.customers.records.schemas import (
     FollowUpIn,
     SortField,
 )
-from wxcrm.users.models import Role, User
+from wxcrm.users.models import User
 
 ADMINS_ONLY_DELETE = "只有管理员可以删除客户"
 
@@ -254,7 +254,7 @@ async def update_customer(
 
 async def delete_customer(session: AsyncSession, user: User, customer_id: str) -> None:
     # Deleting takes the follow-ups and history along, past any undo: admins only.
-    if user.role != Role.admin:
+    if not user.is_admin:
         raise Forbidden(ADMINS_ONLY_DELETE)
     customer = await get_visible(session, user, customer_id)
     await session.execute(delete(Customer).where(Customer.id == customer.id))
