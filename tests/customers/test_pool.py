@@ -409,6 +409,34 @@ async def test_managers_release_any_customer_but_not_one_already_in_the_pool(
     )
 
 
+async def test_may_release_is_the_rule_release_applies(
+    session: AsyncSession, settings: Settings
+) -> None:
+    """The console offers 释放 by may_release: it must agree with what release does."""
+    manager = await add_user(session, Role.manager)
+    advisor = await add_user(session, Role.advisor)
+    other = await add_user(session, Role.advisor)
+    customers = [
+        await add_customer(session, advisor),
+        await add_customer(session, other),
+        await add_customer(session, advisor, contract_status="已签约"),
+        await add_customer(session, advisor, is_frozen=True),
+        await add_customer(session),
+    ]
+    for user, expected in (
+        (advisor, [True, False, False, False, False]),
+        (manager, [True, True, True, True, False]),
+    ):
+        offered = [pool_service.may_release(user, c, settings) for c in customers]
+        assert offered == expected
+        async with session.begin_nested() as savepoint:
+            result = await pool_service.release(
+                session, settings, user, [c.id for c in customers], "x"
+            )
+            await savepoint.rollback()
+        assert [c.id in result.done for c in customers] == expected
+
+
 async def test_a_batch_release_reports_each_refused_customer(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from annotated_types import MaxLen
 from fastapi import Form, Request, Response
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wxcrm.console import refusals
 from wxcrm.console.display import beijing, contract_tone, grouped_phone
 from wxcrm.console.listing import (
     ListQuery,
@@ -36,11 +37,11 @@ from wxcrm.core.settings import Settings
 from wxcrm.customers.assignment import service as assignment
 from wxcrm.customers.assignment.schemas import MAX_REASON
 from wxcrm.customers.batch import Failure, Refusal
-from wxcrm.customers.models import Customer
 from wxcrm.customers.pool import service as pool
+from wxcrm.customers.pool.schemas import ReleaseIn
 from wxcrm.customers.records import service
 from wxcrm.customers.records.deps import list_filters
-from wxcrm.customers.records.filters import CustomerFilters, FollowUpStatus, filtered
+from wxcrm.customers.records.filters import CustomerFilters, FollowUpStatus
 from wxcrm.customers.records.schemas import SortField
 from wxcrm.customers.schemas import MAX_BATCH
 from wxcrm.customers.transfer import service as transfer
@@ -57,8 +58,12 @@ SORTS = {
 }
 # The region htmx re-renders when the filters or the page change.
 RESULTS_ID = "customer-results"
-# Both reasons are kept to the API's length (assignmentReason, the release's reason).
-REASON_MAX = MAX_REASON
+# The release's reason is held to the API's own limit: ReleaseIn.reason's max_length.
+RELEASE_REASON_MAX = next(
+    rule.max_length
+    for rule in ReleaseIn.model_fields["reason"].metadata
+    if isinstance(rule, MaxLen)
+)
 EXPORT_FORMATS = {kind.value: kind for kind in FileFormat}
 # A failed customer the caller may not see (or that is gone) is not named.
 UNSEEN = "已不存在或无权查看的客户"
@@ -138,7 +143,7 @@ async def customer_list(
     request: Request, user: ConsoleUser, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     """客户列表: search, filters, sort and pages, all in the URL."""
-    listing = await _listing(session, settings, user, request.query_params)
+    listing = await _listing(session, settings, user, _read_query(request.query_params, user))
     region_only = wants_region(request, RESULTS_ID, listing.query)
     return await _list_page(request, session, settings, user, listing, region_only=region_only)
 
@@ -149,7 +154,7 @@ async def export_customers(
 ) -> Response:
     """导出: every customer the list's filters find (an advisor's own only), as CSV or XLSX,
     built by the API's export; bad filters show the list with their messages instead."""
-    listing = await _listing(session, settings, user, request.query_params)
+    listing = await _listing(session, settings, user, _read_query(request.query_params, user))
     kind = EXPORT_FORMATS.get(request.query_params.get("format", ""))
     if kind is None or listing.query.errors:
         report = None if kind else Report("导出格式应为 CSV 或 Excel（xlsx）")
@@ -186,11 +191,12 @@ async def batch_assign(
             advisor = await assignment.find_assignee(session, form.assigned_to)
         if isinstance(advisor, assignment.AssigneeProblem):
             form.errors["assignedTo"] = f"{advisor.value}，请重新选择"
-    if len(form.reason) > REASON_MAX:
-        form.errors["reason"] = f"分配原因不能超过 {REASON_MAX} 个字"
-    listing = await _listing(session, settings, user, _back_params(back))
+    if len(form.reason) > MAX_REASON:
+        form.errors["reason"] = f"分配原因不能超过 {MAX_REASON} 个字"
+    # The list to go back to; its owners are loaded only if it is shown again.
+    query = _read_query(_back_params(back), user)
     if form.errors or isinstance(advisor, assignment.AssigneeProblem):
-        return await _refused(request, session, settings, user, listing, form, 400)
+        return await _refused(request, session, settings, user, query, form, 400)
     channel = (
         assignment.AssignChannel.console if form.scope == "row" else assignment.AssignChannel.batch
     )
@@ -205,7 +211,7 @@ async def batch_assign(
     )
     count = len(moved.result.done)
     return await _outcome(
-        request, session, settings, user, listing, form, count, moved.result.failed,
+        request, session, settings, user, query, form, count, moved.result.failed,
         success=f"已分配 {count} 个客户给 {advisor.name}", verb="分配",
     )  # fmt: skip
 
@@ -226,15 +232,15 @@ async def batch_release(
     form = _action_form("release", scope, ids, reason)
     if not form.reason:
         form.errors["reason"] = "请填写释放原因"
-    elif len(form.reason) > REASON_MAX:
-        form.errors["reason"] = f"释放原因不能超过 {REASON_MAX} 个字"
-    listing = await _listing(session, settings, user, _back_params(back))
+    elif len(form.reason) > RELEASE_REASON_MAX:
+        form.errors["reason"] = f"释放原因不能超过 {RELEASE_REASON_MAX} 个字"
+    query = _read_query(_back_params(back), user)
     if form.errors:
-        return await _refused(request, session, settings, user, listing, form, 400)
+        return await _refused(request, session, settings, user, query, form, 400)
     result = await pool.release(session, settings, user, form.ids, form.reason)
     count = len(result.done)
     return await _outcome(
-        request, session, settings, user, listing, form, count, result.failed,
+        request, session, settings, user, query, form, count, result.failed,
         success=f"已释放 {count} 个客户到公海", verb="释放",
     )  # fmt: skip
 
@@ -243,11 +249,10 @@ async def batch_release(
 
 
 async def _listing(
-    session: AsyncSession, settings: Settings, user: User, params: Mapping[str, str]
+    session: AsyncSession, settings: Settings, user: User, query: CustomerQuery
 ) -> Listing:
-    """The list's query read from `params`, its choices checked against the settings and the
-    staff: what the list shows and what the export writes are the same customers."""
-    query = _read_query(params, user)
+    """The list's query, its choices checked against the settings and the staff: what the
+    list shows and what the export writes are the same customers."""
     choices = customer_choices(settings)
     check_choices(query.values, choices, query.errors)
     # The owner filter, for those who see everyone's customers: active staff by name.
@@ -287,7 +292,6 @@ async def _list_page(
             limit=query.limit,
         )
         named = await people(session, (c.owner_id for c in customers))
-        protected = settings.pool_protected_statuses
         rows = [
             {
                 "id": c.id,
@@ -298,16 +302,12 @@ async def _list_page(
                 "contract_status": c.contract_status,
                 "tone": contract_tone(c.contract_status),
                 "lead_level": c.lead_level or "",
-                "owner": named.called(c.owner_id, "公海") if c.owner_id else "公海",
+                "owner": named.called(c.owner_id, "公海"),
                 "last_follow_up": beijing(c.last_follow_up_at),
                 "created": beijing(c.created_at),
                 # Offered where the pool's release rule lets this user release it; the
                 # service decides all the same.
-                "releasable": c.owner_id is not None
-                and (
-                    user.is_staff_manager
-                    or (not c.is_frozen and c.contract_status not in protected)
-                ),
+                "releasable": pool.may_release(user, c, settings),
             }
             for c in customers
         ]
@@ -373,7 +373,7 @@ async def _outcome(
     session: AsyncSession,
     settings: Settings,
     user: User,
-    listing: Listing,
+    query: CustomerQuery,
     form: ActionForm,
     count: int,
     failed: Sequence[Failure],
@@ -383,15 +383,16 @@ async def _outcome(
 ) -> Response:
     """After a batch: all done, back to the list as it was with a toast; none done, the
     dialog again with each refusal; some done, the list with the refusals above it."""
-    failures = await _failures(session, user, failed)
+    if count and not failed:
+        return done(request, query.url(), success)
+    failures = await refusals.failures(session, user, failed, unseen=UNSEEN)
     if not count:
         form.message = f"没有客户被{verb}："
         form.failures = failures
         status = 404 if all(f.code is Refusal.NOT_FOUND for f in failed) else 409
-        return await _refused(request, session, settings, user, listing, form, status)
-    if not failures:
-        return done(request, listing.query.url(), success)
+        return await _refused(request, session, settings, user, query, form, status)
     report = Report(f"{verb}完成：成功 {count} 个，失败 {len(failures)} 个。", failures)
+    listing = await _listing(session, settings, user, query)
     response = await _list_page(
         request, session, settings, user, listing, report=report, status_code=200
     )
@@ -399,7 +400,7 @@ async def _outcome(
         # The whole list again (owners changed), in place of the page the dialog was on.
         response.headers["HX-Retarget"] = "body"
         response.headers["HX-Reswap"] = "innerHTML"
-        response.headers["HX-Push-Url"] = listing.query.url()
+        response.headers["HX-Push-Url"] = query.url()
     return response
 
 
@@ -408,7 +409,7 @@ async def _refused(
     session: AsyncSession,
     settings: Settings,
     user: User,
-    listing: Listing,
+    query: CustomerQuery,
     form: ActionForm,
     status_code: int,
 ) -> HTMLResponse:
@@ -416,8 +417,9 @@ async def _refused(
     (swapped into its open dialog); otherwise the list with the dialog open."""
     form.open = True
     if form.scope == "row" and form.ids:
-        names = await _names(session, user, form.ids)
+        names = await refusals.names(session, user, form.ids)
         form.label = names.get(form.ids[0], ("", ""))[0]
+    listing = await _listing(session, settings, user, query)
     if request.headers.get("HX-Request"):
         csrf, _ = page_csrf(request, settings)
         return render(
@@ -427,29 +429,6 @@ async def _refused(
     return await _list_page(
         request, session, settings, user, listing, form=form, status_code=status_code
     )
-
-
-async def _failures(
-    session: AsyncSession, user: User, failed: Sequence[Failure]
-) -> list[tuple[str, str]]:
-    """Each refused customer named as the caller may see it, with the service's reason."""
-    names = await _names(session, user, [f.customer_id for f in failed])
-    labelled = []
-    for failure in failed:
-        name, number = names.get(failure.customer_id, (UNSEEN, ""))
-        labelled.append((f"{name}（{number}）" if number else name, failure.message))
-    return labelled
-
-
-async def _names(
-    session: AsyncSession, user: User, ids: Sequence[str]
-) -> dict[str, tuple[str, str]]:
-    """{id: (name, customer number)} of those of `ids` the user may see."""
-    if not ids:
-        return {}
-    query = select(Customer.id, Customer.name, Customer.customer_no).where(Customer.id.in_(ids))
-    rows = await session.execute(filtered(query, user, CustomerFilters()))
-    return {customer_id: (name, number) for customer_id, name, number in rows.all()}
 
 
 def _back_params(back: str) -> dict[str, str]:

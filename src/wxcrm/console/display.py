@@ -1,5 +1,5 @@
 """How the console writes values people read: phones grouped, times in Beijing, contract
-statuses in their colours."""
+statuses in their colours, WeChat's errors."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ def grouped_phone(phone: str | None) -> str:
 def beijing(moment: datetime | None) -> str:
     """`2024-01-01 12:00` in Beijing time."""
     return moment.astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def wechat_error(code: int | None, message: str | None) -> str:
+    """WeChat's last answer to a notification, `40003 invalid openid`; either part may be
+    missing, and "" when both are."""
+    return " ".join(part for part in (str(code) if code is not None else "", message or "") if part)
 
 
 # The tag colour of each contract status (CONSOLE.md): signed green, under way blue, lost

@@ -16,15 +16,15 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.console.display import beijing
+from wxcrm.console.display import beijing, wechat_error
 from wxcrm.console.listing import ListQuery, pushed, read_dates, read_page, wants_region
-from wxcrm.console.routing import console_router, done, render_page
+from wxcrm.console.routing import console_router, done, object_id, render_page
 from wxcrm.console.session import ConsoleUser
 from wxcrm.console.templating import render
 from wxcrm.core.clock import day_start
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.errors import AppError, Forbidden, NotFound
+from wxcrm.core.errors import AppError, Forbidden
 from wxcrm.core.ids import OBJECT_ID_PATTERN
 from wxcrm.core.settings import Settings
 from wxcrm.customers import reminders
@@ -39,6 +39,8 @@ from wxcrm.users.repository import UserRepository, people
 from wxcrm.users.schemas import ROLE_LABELS, wire_role
 from wxcrm.wechat.keywords import UnfittableValue
 
+# The service's words for a notification that is not there (or is another advisor's).
+NOT_FOUND = "通知不存在"
 STATUS_LABELS = {
     NotificationStatus.pending.value: "待发送",
     NotificationStatus.sending.value: "发送中",
@@ -197,8 +199,7 @@ async def retry_notification(
     """重试: back in the queue, due now (managers and admins, as the API)."""
     if not user.is_staff_manager:
         raise Forbidden()
-    if not OBJECT_ID_PATTERN.fullmatch(notification_id):
-        raise NotFound("通知不存在")
+    notification_id = object_id(notification_id, NOT_FOUND)
     try:
         await service.retry(session, notification_id, user)
     except AppError as refused:
@@ -221,8 +222,7 @@ async def _detail_page(
     refusal: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    if not OBJECT_ID_PATTERN.fullmatch(notification_id):
-        raise NotFound("通知不存在")
+    notification_id = object_id(notification_id, NOT_FOUND)
     repository = NotificationRepository(session)
     notification = service.visible(await repository.get(notification_id), user)
     attempts = await repository.attempts(notification.id)
@@ -244,11 +244,6 @@ async def _detail_page(
 
 def _row(notification: Notification, advisor: str) -> dict[str, Any]:
     customer_id, customer_name = _customer(notification.payload)
-    error = ""
-    if notification.last_errcode is not None or notification.last_errmsg:
-        code = notification.last_errcode
-        error = " ".join(part for part in (str(code) if code is not None else "",
-                                           notification.last_errmsg or "") if part)  # fmt: skip
     return {
         "id": notification.id,
         "created": beijing(notification.created_at),
@@ -260,7 +255,7 @@ def _row(notification: Notification, advisor: str) -> dict[str, Any]:
         "status_label": STATUS_LABELS.get(notification.status, notification.status),
         "tone": STATUS_TONES.get(notification.status, "default"),
         "attempts": notification.attempts,
-        "error": error,
+        "error": wechat_error(notification.last_errcode, notification.last_errmsg),
         "skip_reason": notification.skip_reason or "",
         "fold_count": notification.fold_count,
     }

@@ -8,7 +8,6 @@ a claim's row leaves the list and the counts change with it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from fastapi import Form, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wxcrm.console import refusals
 from wxcrm.console.display import beijing, grouped_phone
 from wxcrm.console.listing import (
     ListQuery,
@@ -28,12 +28,12 @@ from wxcrm.console.listing import (
     read_search,
     wants_region,
 )
-from wxcrm.console.routing import console_router, done, render_page
+from wxcrm.console.routing import console_router, done, render_page, toast
 from wxcrm.console.session import ConsoleUser, page_csrf
 from wxcrm.console.templating import render
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.errors import AppError, Forbidden, ValidationFailed
+from wxcrm.core.errors import Forbidden, ValidationFailed
 from wxcrm.core.ids import is_object_id
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
@@ -43,7 +43,6 @@ from wxcrm.customers.batch import Failure
 from wxcrm.customers.pool import service as pool
 from wxcrm.customers.pool.schemas import MAX_CLAIM
 from wxcrm.customers.pool.summary import arrivals_since
-from wxcrm.customers.records.service import get_visible
 from wxcrm.customers.schemas import MAX_BATCH
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
@@ -51,6 +50,8 @@ from wxcrm.users.repository import UserRepository
 MAX_ADVISORS = 1000
 # Refused customers named one by one after an action; more are counted.
 MAX_LISTED = 20
+# A refused customer the manager cannot see (gone meanwhile) is named so.
+UNSEEN = "客户"
 # The region htmx re-renders: the cards, the batch bar and the list.
 REGION_ID = "pool-region"
 FILTER_NAMES = ("search", "leadSource", "serviceCategory", "leadLevel")
@@ -240,10 +241,8 @@ async def assign(
     if not result.failed:
         notice = Notice(count)
     else:
-        refused = [
-            f"{await _label(session, user, f.customer_id)}：{f.message}"
-            for f in result.failed[:MAX_LISTED]
-        ]
+        named = await refusals.failures(session, user, result.failed[:MAX_LISTED], unseen=UNSEEN)
+        refused = [f"{label}：{message}" for label, message in named]
         if len(result.failed) > MAX_LISTED:
             refused.append(f"另有 {len(result.failed) - MAX_LISTED} 个客户未分配")
         notice = Notice(count, error=True, refused=refused)
@@ -269,9 +268,7 @@ async def _answer(
             request, session, settings, user, query,
             region_only=True, notice=notice, status_code=status_code,
         )  # fmt: skip
-        toast = {"message": notice.message, "tone": "error" if notice.error else "success"}
-        response.headers["HX-Trigger"] = json.dumps({"toast": toast}, ensure_ascii=True)
-        return response
+        return toast(response, notice.message, "error" if notice.error else "success")
     if status_code < 300 and not notice.error:
         return done(request, query.url(), notice.message)
     return await _page(
@@ -290,7 +287,7 @@ async def _refused_form(
     """The dialog's form again with its messages (400): for htmx the form alone, put back
     where it was; otherwise the page with the dialog open and its rows still ticked."""
     if form.dialog == "one" and form.ids and is_object_id(form.ids[0]):
-        form.customer_name = await _label(session, user, form.ids[0])
+        form.customer_name = await refusals.label(session, user, form.ids[0], unseen=UNSEEN)
     if request.headers.get("HX-Request"):
         context = {
             "frame": {"csrf": page_csrf(request, settings)[0]},
@@ -420,15 +417,6 @@ async def _advisors(session: AsyncSession) -> list[tuple[str, str]]:
         for u in users
         if u.role == Role.advisor.value
     ]
-
-
-async def _label(session: AsyncSession, user: User, customer_id: str) -> str:
-    """A refused customer as staff know it: its name and number, if the user may see it."""
-    try:
-        customer = await get_visible(session, user, customer_id)
-    except AppError:
-        return "客户"
-    return f"{customer.name}（{customer.customer_no}）"
 
 
 def _claim_problem(ids: Sequence[str]) -> str | None:

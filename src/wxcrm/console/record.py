@@ -3,7 +3,6 @@ release, freeze, delete), over the same services and rules as the JSON API."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,14 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.console.display import beijing, contract_tone, grouped_phone
 from wxcrm.console.frame import frame_for
-from wxcrm.console.routing import console_router, done, render_page
+from wxcrm.console.routing import console_router, done, object_id, render_page, toast
 from wxcrm.console.session import ConsoleUser, page_csrf
 from wxcrm.console.templating import render
 from wxcrm.core import clock
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.errors import AppError, Forbidden, NotFound, validation_details
-from wxcrm.core.ids import OBJECT_ID_PATTERN
+from wxcrm.core.errors import AppError, Forbidden, validation_details
 from wxcrm.core.settings import Settings
 from wxcrm.customers.assignment import service as assignment
 from wxcrm.customers.assignment.schemas import AssignIn
@@ -331,9 +329,7 @@ async def add_follow_up(
     if not _wants_activity(request):
         return done(request, f"/customers/{customer_id}", message)
     response = await _activity(request, settings, session, user, customer_id, FollowUpForm(), 200)
-    # ASCII JSON: a header holds Latin-1 only; htmx decodes the escapes.
-    response.headers["HX-Trigger"] = json.dumps({"toast": {"message": message}})
-    return response
+    return toast(response, message)
 
 
 @router.post("/customers/{customer_id}/assign")
@@ -360,10 +356,11 @@ async def assign_customer(
             dialog.errors["reason" if name == "assignmentReason" else name] = message
         return await _refused(request, settings, session, user, customer_id, dialog, 400)
     try:
-        moved = await assignment.assign_one(
+        # Not assign_one: it reloads the customer for an answer this page does not give.
+        moved = await assignment.assign_to(
             session,
             settings,
-            customer_id=customer_id,
+            customer_ids=[customer_id],
             assigned_to=body.assigned_to,
             by=user,
             reason=body.assignment_reason,
@@ -374,6 +371,7 @@ async def assign_customer(
     except AppError as refused:
         dialog.errors, dialog.message = _dialog_errors(refused, "assignedTo")
         return await _refused(request, settings, session, user, customer_id, dialog, refused)
+    # Already in the session (assign_to looked the advisor up): no second query.
     advisor = await UserRepository(session).get(body.assigned_to)
     name = advisor.name if advisor else ""
     return done(request, f"/customers/{customer_id}", f"已将客户分配给 {name}")
@@ -396,7 +394,8 @@ async def release_customer(
     except ValidationError as invalid:
         dialog.errors = _field_errors(invalid, RELEASE_FIELDS)
         return await _refused(request, settings, session, user, customer_id, dialog, 400)
-    result = await pool.release_one(session, settings, user, customer_id, body.reason)
+    # Not release_one: it reloads the customer for an answer this page does not give.
+    result = await pool.release(session, settings, user, [customer_id], body.reason)
     if result.failed:
         refused = refusal_error(result.failed[0])
         dialog.message = refused.message
@@ -616,7 +615,7 @@ async def _record(
         frozen=customer.is_frozen,
         frozen_reason=customer.frozen_reason or "",
         owner_id=customer.owner_id,
-        owner=named.called(customer.owner_id, "公海") if customer.owner_id else "公海",
+        owner=named.called(customer.owner_id, "公海"),
         created=beijing(customer.created_at),
         cards=cards,
         remarks=customer.remark or "",
@@ -855,9 +854,7 @@ async def _visible(session: AsyncSession, user: User, customer_id: str) -> str:
 
 def _checked(customer_id: str) -> str:
     """A customer id from the path; anything else ("export", a typo) is no customer."""
-    if not OBJECT_ID_PATTERN.fullmatch(customer_id):
-        raise NotFound(service.NOT_FOUND)
-    return customer_id
+    return object_id(customer_id, service.NOT_FOUND)
 
 
 def _wants_activity(request: Request) -> bool:

@@ -3,6 +3,7 @@ state-changing request, the frame around each page."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote, unquote
@@ -22,7 +23,8 @@ from wxcrm.console.session import (
     set_cookie,
 )
 from wxcrm.console.templating import render
-from wxcrm.core.errors import AppError, ValidationFailed
+from wxcrm.core.errors import AppError, NotFound, ValidationFailed
+from wxcrm.core.ids import is_object_id
 from wxcrm.core.middleware import NUL_MESSAGE
 from wxcrm.core.settings import Settings
 from wxcrm.users.models import User
@@ -88,6 +90,22 @@ def done(request: Request, url: str, message: str) -> Response:
         response = RedirectResponse(url, status_code=303)
     set_cookie(request, response, FLASH_COOKIE, quote(message), max_age=60)
     return response
+
+
+def toast(response: Response, message: str, tone: str = "success") -> Response:
+    """Say `message` as a toast when htmx swaps `response` in (console.js listens)."""
+    # ASCII JSON: a header holds Latin-1 only; htmx decodes the escapes.
+    payload = {"toast": {"message": message, "tone": tone}}
+    response.headers["HX-Trigger"] = json.dumps(payload, ensure_ascii=True)
+    return response
+
+
+def object_id(value: str, missing: str) -> str:
+    """An id from the path; anything else ("export", a typo) is a 404 saying `missing`,
+    not a query for a row that cannot exist."""
+    if not is_object_id(value):
+        raise NotFound(missing)
+    return value
 
 
 def render_page(

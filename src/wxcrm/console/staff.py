@@ -9,13 +9,13 @@ from typing import Annotated
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Form, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.console.display import beijing, grouped_phone
 from wxcrm.console.listing import SEARCH_MAX, ListQuery, read_page
-from wxcrm.console.routing import console_router, render_page
+from wxcrm.console.routing import console_router, done, render_page
 from wxcrm.console.session import ConsoleUser
 from wxcrm.core.db import SessionDep
 from wxcrm.core.deps import SettingsDep
@@ -36,8 +36,7 @@ ADMINS_ONLY = "只有系统管理员可以管理员工"
 ROLE_CHOICES = [(code, ROLE_LABELS[code]) for code in ("employee", "manager", "admin")]
 STATUS_CHOICES = [(UserStatus.active.value, "正常"), (UserStatus.inactive.value, "已停用")]
 PAGE_SIZES = (10, 20, 50)
-# What an action's redirect may say: a code, never text from the URL, so a link cannot put
-# words of its own on the page.
+# What each action says when it is done: a toast on the list it goes back to.
 DONE = {
     "created": "员工账号已创建",
     "suspended": "员工已停用，其登录已立即失效",
@@ -126,8 +125,7 @@ async def staff_list(
 ) -> HTMLResponse:
     """员工管理: the accounts, searched and filtered, a page at a time."""
     query = StaffQuery.of(request.query_params)
-    done = DONE.get(request.query_params.get("done", ""))
-    return await _list_page(request, settings, session, admin, query, done=done)
+    return await _list_page(request, settings, session, admin, query)
 
 
 @router.get("/staff/new")
@@ -181,7 +179,7 @@ async def create_staff(
     except AppError as refused:
         _place(form, refused)
         return _create_page(request, settings, admin, form, status_code=refused.status_code)
-    return _done(StaffQuery.of({}), "created")
+    return done(request, StaffQuery.of({}).url(), DONE["created"])
 
 
 @router.post("/staff/{user_id}/suspend")
@@ -261,7 +259,6 @@ async def _list_page(
     admin: User,
     query: StaffQuery,
     *,
-    done: str | None = None,
     error: ActionError | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
@@ -286,7 +283,7 @@ async def _list_page(
     return render_page(
         request, settings, admin, "staff/list.html",
         active="staff", status_code=status_code,
-        query=query, rows=rows, pager=query.pager(total), done=done, error=error,
+        query=query, rows=rows, pager=query.pager(total), error=error,
         back=query.query(), roles=ROLE_CHOICES, statuses=STATUS_CHOICES,
     )  # fmt: skip
 
@@ -308,10 +305,10 @@ async def _row_action(
     back: str,
     user_id: str,
     action: Awaitable[object],
-    done: str,
+    outcome: str,
 ) -> Response:
-    """Run a row's action: back to the list it came from (303, with `done`), or the list again
-    with the service's refusal shown on the row it concerns."""
+    """Run a row's action: back to the list it came from, saying DONE[`outcome`], or the list
+    again with the service's refusal shown on the row it concerns."""
     query = _back(back)
     try:
         await action
@@ -320,12 +317,7 @@ async def _row_action(
         return await _list_page(
             request, settings, session, admin, query, error=error, status_code=refused.status_code
         )
-    return _done(query, done)
-
-
-def _done(query: StaffQuery, done: str) -> RedirectResponse:
-    target = "&".join(part for part in (query.query(), f"done={done}") if part)
-    return RedirectResponse(f"/staff?{target}", status_code=303)
+    return done(request, query.url(), DONE[outcome])
 
 
 def _back(back: str) -> StaffQuery:

@@ -17,13 +17,12 @@ from starlette.datastructures import UploadFile
 
 from wxcrm.console.display import beijing
 from wxcrm.console.listing import check_choices, customer_choices, read_dates
-from wxcrm.console.routing import console_router, done, render_page
+from wxcrm.console.routing import console_router, done, object_id, render_page
 from wxcrm.console.session import ConsoleUser
 from wxcrm.console.templating import render
 from wxcrm.core.db import DatabaseDep, SessionDep
 from wxcrm.core.deps import SettingsDep
-from wxcrm.core.errors import AppError, BadRequest, Forbidden, NotFound, RateLimited
-from wxcrm.core.ids import OBJECT_ID_PATTERN
+from wxcrm.core.errors import AppError, BadRequest, Forbidden, RateLimited
 from wxcrm.core.settings import Settings
 from wxcrm.customers.records.filters import CustomerFilters
 from wxcrm.customers.transfer import pending as pending_imports
@@ -183,7 +182,7 @@ def _page(
         request, settings, user, "transfer/page.html",
         active="transfer", status_code=status_code, upload=upload, export=export,
         choices=customer_choices(settings), labels=EXPORT_CHOICES, max_bytes=MAX_IMPORT_BYTES,
-        max_rows=service.MAX_IMPORT_ROWS,
+        too_large=TOO_LARGE, max_rows=service.MAX_IMPORT_ROWS,
     )  # fmt: skip
 
 
@@ -259,9 +258,7 @@ def _view(pending: PendingImport) -> PendingView:
 
 
 def _id(pending_id: str) -> str:
-    if not OBJECT_ID_PATTERN.fullmatch(pending_id):
-        raise NotFound(pending_imports.NOT_FOUND)
-    return pending_id
+    return object_id(pending_id, pending_imports.NOT_FOUND)
 
 
 def _kind(text: str) -> FileFormat:

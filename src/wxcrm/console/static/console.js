@@ -3,8 +3,9 @@
 (function () {
   "use strict";
 
-  // A toast: the server's message after an action, from HX-Trigger {"toast": "…"} or from a
-  // page rendered with <p data-toast>…</p> (the flash after a plain form's redirect).
+  // A toast: the server's message after an action, from HX-Trigger
+  // {"toast": {"message": "…", "tone": "success" | "error"}} (routing.toast) or from a page
+  // rendered with <p data-toast>…</p> (the flash after a plain form's redirect).
   function toast(message, tone) {
     if (!message) return;
     var box = document.getElementById("toasts");
@@ -18,7 +19,7 @@
   }
   document.body.addEventListener("toast", function (event) {
     var detail = event.detail || {};
-    toast(detail.message || detail.value, detail.tone);
+    toast(detail.message, detail.tone);
   });
 
   function init(root) {

@@ -29,7 +29,8 @@
     if (form && detail.lengthComputable) show(form, detail.loaded, detail.total);
   });
 
-  // The server refuses a file over the limit too; this spares sending it first.
+  // The server refuses a file over the limit too, in the words data-too-large holds; this
+  // spares sending it first.
   document.addEventListener("submit", function (event) {
     var form = uploadForm(event.target);
     if (!form) return;
@@ -40,7 +41,7 @@
     if (input.files[0].size <= limit) return;
     event.preventDefault();
     event.stopImmediatePropagation();
-    error.textContent = "文件过大，最大允许 " + Math.floor(limit / 1048576) + " MB，请拆分后再导入";
+    error.textContent = input.dataset.tooLarge;
     error.hidden = false;
     input.setAttribute("aria-invalid", "true");
     input.setAttribute("aria-describedby", "import-file-hint " + error.id);

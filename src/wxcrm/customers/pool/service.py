@@ -255,6 +255,27 @@ async def claim(
     return result
 
 
+def release_refusal(
+    user: User, customer: Customer | None, settings: Settings
+) -> tuple[Refusal, str] | None:
+    """Why `user` may not release `customer` now, or None if it may: the one rule that
+    `release` applies and the console's pages offer 释放 by."""
+    manager = user.is_staff_manager
+    if customer is None or not (manager or customer.owner_id == user.id):
+        return Refusal.NOT_FOUND, NOT_FOUND  # another's customer is none of its business
+    if customer.owner_id is None:
+        return Refusal.ALREADY_IN_POOL, ALREADY_IN_POOL
+    if not manager and customer.contract_status in settings.pool_protected_statuses:
+        return Refusal.SIGNED, SIGNED
+    if not manager and customer.is_frozen:
+        return Refusal.FROZEN, FROZEN
+    return None
+
+
+def may_release(user: User, customer: Customer, settings: Settings) -> bool:
+    return release_refusal(user, customer, settings) is None
+
+
 async def release(
     session: AsyncSession,
     settings: Settings,
@@ -275,18 +296,11 @@ async def release(
     found = await _load(session, wanted)
     candidates: list[str] = []
     for customer_id in wanted:
-        customer = found.get(customer_id)
-        if customer is None or not (manager or customer.owner_id == user.id):
-            # Another's customer is none of its business.
-            result.fail(customer_id, Refusal.NOT_FOUND, NOT_FOUND)
-        elif customer.owner_id is None:
-            result.fail(customer_id, Refusal.ALREADY_IN_POOL, ALREADY_IN_POOL)
-        elif not manager and customer.contract_status in protected:
-            result.fail(customer_id, Refusal.SIGNED, SIGNED)
-        elif not manager and customer.is_frozen:
-            result.fail(customer_id, Refusal.FROZEN, FROZEN)
-        else:
+        refusal = release_refusal(user, found.get(customer_id), settings)
+        if refusal is None:
             candidates.append(customer_id)
+        else:
+            result.fail(customer_id, *refusal)
 
     guard: list[ColumnElement[bool]] = [Customer.owner_id.is_not(None)]
     if not manager:
@@ -339,6 +353,7 @@ async def _to_pool(
 ) -> dict[str, str]:
     """Move the customers that still pass `guard` to the pool, saying why; {customer id: old
     owner}. A customer the system takes back (`recycled`) counts one more transfer (流转)."""
+    # The same `now` as pool_entered_at: summary.py tells a recycled arrival by the two being equal.
     transfer: dict[str, Any] = (
         {"transfer_count": Customer.transfer_count + 1, "last_transferred_at": now}
         if recycled
