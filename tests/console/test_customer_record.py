@@ -16,6 +16,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.console.conftest import XSS_NAME, Console
+from tests.factories import mp_headers
 from tests.live import staff_token
 
 PHONE_FORMAT = "手机号格式不正确（需为中国大陆11位手机号）"
@@ -307,6 +308,64 @@ async def test_an_advisor_edits_its_customer_within_the_rules(
     )
     await expect(page.locator("#release-dialog")).to_be_visible()
     await expect(page.get_by_label("释放原因")).to_have_value("不想跟了")
+
+
+async def test_the_timeline_shows_a_mini_program_action_and_a_claim(
+    console: Console, customers: dict[str, str], page: Page
+) -> None:
+    """A customer who viewed guessed's résumé in the mini program (a new lead of guessed's),
+    released to the pool by a manager and claimed from it by advisor1: each in the timeline."""
+    openid = "o-record-timeline"
+    async with httpx.AsyncClient(base_url=console.url, timeout=10) as http:
+        guessed = await staff_token(http, "guessed")
+        me = await http.get("/api/auth/me", headers={"Authorization": f"Bearer {guessed}"})
+        action = await http.post(
+            "/api/customer/action",
+            headers=mp_headers(openid),
+            json={"customerId": openid, "advisorId": me.json()["data"]["_id"],
+                  "actionType": "view_resume", "actionData": {"resumeId": "R2001"},
+                  "customerName": "吴女士", "customerPhone": "13988880001"},
+        )  # fmt: skip
+        assert action.status_code == 200, action.text
+        assert action.json()["data"]["customerCreated"] is True
+        customer_id = action.json()["data"]["customerId"]
+        manager = await staff_token(http, "manager1")
+        released = await http.post(
+            f"/api/customers/{customer_id}/release-to-pool",
+            json={"reason": "客户想换顾问"},
+            headers={"Authorization": f"Bearer {manager}"},
+        )
+        assert released.status_code == 200, released.text
+        advisor = await staff_token(http, "advisor1")
+        claimed = await http.post(
+            "/api/customers/public-pool/claim",
+            json={"customerIds": [customer_id]},
+            headers={"Authorization": f"Bearer {advisor}"},
+        )
+        assert claimed.json()["data"]["success"] == 1, claimed.text
+
+    await console.sign_in(page, "advisor1")
+    await open_record(console, page, customer_id)
+    await expect(page.get_by_role("heading", name="吴女士", level=1)).to_be_visible()
+    await expect(page.locator("#record-owner")).to_have_text("advisor1")
+    timeline = page.locator(".timeline-item")
+    await expect(timeline.first).to_contain_text("advisor1 从公海领取")
+    await expect(timeline.nth(1)).to_contain_text("释放到公海（原负责人 guessed）")
+    await expect(timeline.nth(1)).to_contain_text("原因：客户想换顾问")
+    acted = page.locator(".timeline-action")
+    await expect(acted).to_have_count(1)
+    await expect(acted.locator(".timeline-title")).to_have_text("客户在小程序中查看了顾问简历")
+    await expect(acted.locator(".timeline-meta")).to_contain_text("顾问 guessed")
+    await expect(timeline.last).to_contain_text("创建客户")
+    await expect(timeline.last).to_contain_text("guessed")  # a lead is made as its advisor's
+    assert openid not in await page.content()
+
+    # At a tablet's width the record does not scroll sideways.
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await page.reload()
+    await expect(page.locator(".timeline-action")).to_have_count(1)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 768, f"/customers/{{id}} is {width - 768} px wider than a 768 px tablet"
 
 
 async def test_an_admin_deletes_a_customer(

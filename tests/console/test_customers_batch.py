@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from openpyxl import load_workbook
-from playwright.async_api import Download, Page, expect
+from playwright.async_api import Download, Page, Request, expect
 
 from tests.console.conftest import XSS_NAME, Console
 from tests.live import staff_token
@@ -243,10 +243,54 @@ async def test_an_admin_deletes_a_row(
     await expect(rows(page).first).to_contain_text("删除丁2")
     await expect(page).to_have_url(re.compile(r"keyword=%E5%88%A0%E9%99%A4%E4%B8%81"))
     assert asked == ["确定删除客户“删除丁1”吗？删除后不能恢复。"]
-    # Declining the question deletes nothing.
-    page.once("dialog", lambda dialog: dialog.dismiss())
+    deleted, kept = ids["delete"]
+    assert await status_of(console, deleted) == 404
+    # Declining the question deletes nothing: no request is sent, the customer is still there.
+    posted: list[str] = []
+    declined: list[str] = []
+
+    def sent(request: Request) -> None:
+        if request.method != "GET":
+            posted.append(f"{request.method} {request.url}")
+
+    async def decline(dialog: Any) -> None:
+        declined.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("request", sent)
+    page.once("dialog", decline)
     await page.get_by_role("button", name="删除 删除丁2").click()
+    await page.reload()
     await expect(rows(page)).to_have_count(1)
+    await expect(rows(page).first).to_contain_text("删除丁2")
+    assert declined == ["确定删除客户“删除丁2”吗？删除后不能恢复。"]
+    assert posted == []
+    assert await status_of(console, kept) == 200
+
+
+async def status_of(console: Console, customer_id: str) -> int:
+    """What the API answers for the customer, asked as an admin: 200 there, 404 gone."""
+    async with httpx.AsyncClient(base_url=console.url, timeout=10) as http:
+        token = await staff_token(http, "admin1")
+        response = await http.get(
+            f"/api/customers/{customer_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        return response.status_code
+
+
+async def test_a_manager_has_no_delete_on_a_row(
+    console: Console, ids: dict[str, list[str]], page: Page
+) -> None:
+    """Deleting is the admin's: a manager's rows offer 分配 and 释放, not 删除."""
+    await console.sign_in(page, "manager1")
+    await page.goto(f"{console.url}/customers?keyword=导出己")
+    await expect(rows(page)).to_have_count(4)
+    for n in range(1, 4):
+        row = rows(page).filter(has_text=f"导出己{n}")
+        await expect(row.get_by_role("button", name=f"分配 导出己{n}")).to_be_visible()
+        await expect(row.get_by_role("button", name=f"释放 导出己{n}")).to_be_visible()
+    await expect(page.get_by_role("button", name=re.compile("^删除 "))).to_have_count(0)
+    await expect(page.locator('form[action$="/delete"]')).to_have_count(0)
 
 
 async def test_an_advisor_releases_its_own_but_may_not_assign(

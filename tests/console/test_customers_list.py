@@ -200,3 +200,13 @@ async def test_each_filter_narrows_the_list_and_the_sort_turns_it(
     await search(("顺序", "从旧到新"))
     await expect(rows(page).first).to_contain_text("王阿姨")
     await expect(page).to_have_url(re.compile(r"sortOrder=asc"))
+
+
+async def test_the_list_fits_a_tablet(console: Console, customers: None, page: Page) -> None:
+    """At 768 px the page does not scroll sideways (the table scrolls inside its own box)."""
+    await console.sign_in(page, "manager1")
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await page.goto(f"{console.url}/customers")
+    await expect(rows(page)).to_have_count(20)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 768, f"/customers is {width - 768} px wider than a 768 px tablet"

@@ -186,8 +186,17 @@ async def test_a_manager_reads_the_dashboard_and_changes_the_period(
     assert await page.locator("#dashboard img").count() == 0
     await expect_charts(page)
     await console.screenshot(page, "dashboard-manager-1280")
-    # A tooltip (drawn on the canvas: an HTML one would break the CSP).
-    await page.locator('[data-chart="levels"] canvas').first.hover()
+    # A tooltip: drawn on the canvas (an HTML one would break the CSP), so the pointer over
+    # the chart changes what the canvas shows and adds nothing to the page.
+    levels = page.locator('[data-chart="levels"]')
+    elements = await levels.evaluate("(box) => box.querySelectorAll('*').length")
+    still = await levels.evaluate("(box) => box.querySelector('canvas').toDataURL()")
+    await levels.locator("canvas").first.hover()
+    await page.wait_for_function(
+        "([box, still]) => box.querySelector('canvas').toDataURL() !== still",
+        arg=[await levels.element_handle(), still],
+    )
+    assert await levels.evaluate("(box) => box.querySelectorAll('*').length") == elements
 
     # A preset: only the region is fetched again, the period goes into the URL.
     await page.locator('[data-period="week"]').click()
@@ -290,3 +299,14 @@ async def test_an_advisor_sees_only_its_own_numbers(
     await expect(page.get_by_text("李女士")).to_have_count(0)
     await expect(page.get_by_text(XSS_NAME, exact=True)).to_have_count(1)
     assert problems == [], problems
+
+
+async def test_the_dashboard_fits_a_tablet(console: Console, made: Made, page: Page) -> None:
+    """At 768 px the page does not scroll sideways (a table may, inside its own box)."""
+    await console.sign_in(page, "manager1")
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await page.goto(f"{console.url}/?period=30d")
+    await expect(card(page, "total").locator(".value")).to_have_text("5")
+    await expect_charts(page)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 768, f"/ is {width - 768} px wider than a 768 px tablet"

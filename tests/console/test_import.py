@@ -343,6 +343,16 @@ async def test_a_manager_exports_customers_by_filter(console: Console, page: Pag
     await console.screenshot(page, "import-768")
 
 
+async def test_the_import_page_fits_a_tablet(console: Console, page: Page) -> None:
+    """At 768 px the page does not scroll sideways (a table may, inside its own box)."""
+    await console.sign_in(page, "manager1")
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await page.goto(f"{console.url}/import")
+    await expect(page.get_by_role("heading", name="导出客户")).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 768, f"/import is {width - 768} px wider than a 768 px tablet"
+
+
 async def test_an_advisor_may_not_import_or_export_here(console: Console, page: Page) -> None:
     await console.sign_in(page, "advisor1")
     await expect(page.locator('a[data-menu="transfer"]')).to_have_count(0)

@@ -271,6 +271,49 @@ async def test_the_advisors_subscriptions_and_names_shown_as_text(
     await console.screenshot(page, "notification-advisors-1280")
 
 
+async def test_the_event_and_advisor_filters_narrow_the_log(
+    console: Console, story: Story, page: Page
+) -> None:
+    """Both of the story's notifications are assignments, one to each advisor."""
+    await console.sign_in(page, "manager1")
+    await page.goto(f"{console.url}/notifications")
+    await expect(page.locator(".pagination .total")).to_have_text("共 2 条")
+    event, advisor = page.get_by_label("事件"), page.get_by_label("顾问")
+    await event.select_option(label="客户动态")
+    await page.get_by_role("button", name="查询").click()
+    await expect(page).to_have_url(re.compile(r"event=customer_action"))
+    await expect(page.locator(".empty")).to_contain_text("没有符合条件的通知")
+    await event.select_option(label="客户分配")
+    await page.get_by_role("button", name="查询").click()
+    await expect(page).to_have_url(re.compile(r"event=customer_assigned"))
+    await expect(rows(page)).to_have_count(2)
+    await expect(page.locator(".pagination .total")).to_have_text("共 2 条")
+    await advisor.select_option(label=XSS_NAME)
+    await page.get_by_role("button", name="查询").click()
+    await expect(page).to_have_url(re.compile(r"advisorId=[0-9a-f]{24}"))
+    await expect(rows(page)).to_have_count(1)
+    await expect(rows(page).first.locator(".advisor")).to_have_text(XSS_NAME)
+    await expect(rows(page).first.locator(".customer")).to_contain_text(SKIPPED_CUSTOMER)
+    await expect(event).to_have_value("customer_assigned")
+    await advisor.select_option(label="advisor1")
+    await page.get_by_role("button", name="查询").click()
+    await expect(page).to_have_url(re.compile(f"advisorId={story.advisor_id}"))
+    await expect(rows(page)).to_have_count(1)
+    await expect(rows(page).first.locator(".advisor")).to_have_text("advisor1")
+    await expect(rows(page).first.locator(".customer a")).to_have_text(FAILED_CUSTOMER)
+    await expect(page.locator(".pagination .total")).to_have_text("共 1 条")
+
+
+async def test_the_log_fits_a_tablet(console: Console, story: Story, page: Page) -> None:
+    """At 768 px the page does not scroll sideways (a table may, inside its own box)."""
+    await console.sign_in(page, "manager1")
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await page.goto(f"{console.url}/notifications")
+    await expect(rows(page)).to_have_count(2)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 768, f"/notifications is {width - 768} px wider than a 768 px tablet"
+
+
 async def test_a_retry_without_its_csrf_token_is_refused(console: Console, story: Story) -> None:
     async with httpx.AsyncClient(base_url=console.url, timeout=10) as http:
         token = await staff_token(http, "manager1")

@@ -71,12 +71,14 @@ async def _fill_pool(url: str) -> None:
         assert released.json()["data"]["success"] == len(ids), released.text
 
 
-async def pool_total(console: Console, username: str = "manager1") -> int:
-    """The pool's size as the API counts it for `username`."""
+async def pool_total(console: Console, username: str = "manager1", search: str = "") -> int:
+    """The pool's size as the API counts it for `username` (those `search` finds)."""
     async with httpx.AsyncClient(base_url=console.url, timeout=10) as http:
         token = await staff_token(http, username)
         answer = await http.get(
-            "/api/customers/public-pool", headers={"Authorization": f"Bearer {token}"}
+            "/api/customers/public-pool",
+            params={"search": search} if search else None,
+            headers={"Authorization": f"Bearer {token}"},
         )
     return int(answer.json()["data"]["total"])
 
@@ -184,7 +186,10 @@ async def test_an_advisor_claims_until_its_cap(
     blocked = page.locator("#claim-blocked")
     await expect(blocked).to_contain_text(f"已达持有客户上限（{CAP} / {CAP}）")
     claim_buttons = page.get_by_role("button", name=re.compile("^领取"))
-    for i in range(await claim_buttons.count()):
+    shown = min(20, before - CAP)
+    assert shown > 0
+    await expect(claim_buttons).to_have_count(shown)
+    for i in range(shown):
         await expect(claim_buttons.nth(i)).to_be_disabled()
 
     # The stale tab tries one more (one it still shows unclaimed): the service refuses it,
@@ -238,12 +243,18 @@ async def test_a_name_that_is_markup_shows_as_text_and_one_row_is_assigned(
     await expect(dialog.locator("[data-fill=customerName]")).to_have_text(XSS_NAME)
     await dialog.get_by_label("分配给").select_option(label="李顾问（advisor2）")
     # The browser stops at 200 characters; a longer reason sent anyway is refused beside it.
+    before = await pool_total(console)
     await dialog.locator("textarea").evaluate("(box) => box.removeAttribute('maxlength')")
     await dialog.get_by_label("分配原因（可不填）").fill("长" * 201)
-    await dialog.get_by_role("button", name="确定分配").click()
+    async with page.expect_response(re.compile(r"/pool/assign$")) as refused:
+        await dialog.get_by_role("button", name="确定分配").click()
+    assert (await refused.value).status == 400
     await expect(dialog.locator("#assign-one-reason-error")).to_have_text("分配原因不能超过200字")
     await expect(dialog.locator("[data-fill=customerName]")).to_contain_text(XSS_NAME)
     await expect(rows(page)).to_have_count(1)
+    # Nothing moved: the pool is as big as before, the customer still in it.
+    assert await pool_total(console) == before
+    assert await pool_total(console, search=XSS_PHONE) == 1
 
     await dialog.get_by_label("分配原因（可不填）").fill("熟客")
     await dialog.get_by_role("button", name="确定分配").click()
@@ -320,6 +331,17 @@ async def test_posts_without_the_csrf_token_or_rows_change_nothing(
     )
     assert refused.status == 403
     assert await pool_total(console) == before
+
+
+async def test_the_pool_fits_a_tablet(pool_console: Console, page: Page) -> None:
+    """At 768 px the page does not scroll sideways (a table may, inside its own box)."""
+    console = pool_console
+    await console.sign_in(page, "manager1")
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await open_pool(console, page)
+    await expect(rows(page).first).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 768, f"/pool is {width - 768} px wider than a 768 px tablet"
 
 
 async def _first_pool_id(console: Console) -> str:

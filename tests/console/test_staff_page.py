@@ -7,7 +7,7 @@ import re
 
 from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.console.conftest import Console
+from tests.console.conftest import XSS_NAME, Console
 from tests.live import STAFF_PASSWORD, create_staff
 
 PHONE_FORMAT = "手机号格式不正确（需为中国大陆11位手机号）"
@@ -77,8 +77,21 @@ async def test_the_list_filters_live_in_the_url(console: Console, page: Page) ->
     await expect(page).to_have_url(re.compile(r"/staff\?search=advisor1&.*status=active"))
     await expect(page.locator("tbody tr")).to_have_count(1)
     await expect(page.locator(".pagination .total")).to_have_text("共 1 条")
-    await page.goto(f"{console.url}/staff?role=nonsense&page=x&limit=7")  # read leniently
+    # Junk in the URL is read leniently: ignored, every account listed, page 1 of 20.
+    await open_staff(console, page)
+    everyone = await page.locator(".pagination .total").inner_text()
+    listed = await page.locator("tbody tr").count()
+    assert everyone.startswith("共 ") and listed > 1
+    response = await page.goto(f"{console.url}/staff?role=nonsense&status=gone&page=x&limit=7")
+    assert response is not None and response.status == 200
     await expect(page.get_by_role("heading", name="员工管理")).to_be_visible()
+    await expect(page.get_by_label("角色")).to_have_value("")
+    await expect(page.get_by_label("角色").locator("option:checked")).to_have_text("全部角色")
+    await expect(page.get_by_label("状态")).to_have_value("")
+    await expect(page.get_by_label("状态").locator("option:checked")).to_have_text("全部状态")
+    await expect(page.locator(".pagination .total")).to_have_text(everyone)
+    await expect(page.locator("tbody tr")).to_have_count(listed)
+    await expect(page.locator('input[name="limit"]')).to_have_count(0)
 
 
 async def test_a_bad_phone_shows_beside_its_field_and_creates_nothing(
@@ -185,3 +198,14 @@ async def test_a_form_posted_without_the_csrf_token_is_refused(
     await expect(row(page, "target")).to_contain_text("正常")
     await open_staff(console, page, "sneaky")
     await expect(page.locator("tbody")).to_contain_text("没有符合条件的员工")
+
+
+async def test_a_name_that_is_markup_shows_as_text(console: Console, page: Page) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    await console.sign_in(page, "admin1")
+    await open_staff(console, page, "xss")
+    await expect(page.locator("tbody tr")).to_have_count(1)
+    await expect(row(page, "xss").locator("td").first).to_have_text(XSS_NAME)
+    assert await page.locator("table img").count() == 0
+    assert dialogs == []
