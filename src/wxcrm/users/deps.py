@@ -38,9 +38,9 @@ async def get_current_user(
             "登录已过期，请重新登录" if str(exc) == "expired" else "登录凭证无效"
         ) from exc
     async with short_reads() as session:
-        users = UserRepository(session)
-        user = await users.get(claims["sub"])
-        signed_out = user is not None and await users.signed_out(credentials.credentials)
+        user, signed_out = await UserRepository(session).with_sign_out(
+            claims["sub"], credentials.credentials
+        )
     if signed_out:
         raise Unauthorized("已退出登录，请重新登录")
     if user is None or not user.is_active:

@@ -7,10 +7,10 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.core.db import dialect_insert
+from wxcrm.core.db import ContainsIgnoringCase, dialect_insert
 from wxcrm.users.models import Role, SignedOutToken, User
 
 
@@ -85,7 +85,7 @@ class UserRepository:
             conditions.append(
                 or_(
                     *(
-                        column.icontains(search, autoescape=True)
+                        ContainsIgnoringCase(column, search)
                         for column in (User.username, User.name, User.phone)
                     )
                 )
@@ -113,11 +113,16 @@ class UserRepository:
             ).on_conflict_do_nothing()
         )
 
-    async def signed_out(self, token: str) -> bool:
-        found = await self.session.scalar(
-            select(SignedOutToken.digest).where(SignedOutToken.digest == token_digest(token))
-        )
-        return found is not None
+    async def with_sign_out(self, user_id: str, token: str) -> tuple[User | None, bool]:
+        """The account and whether `token` was signed out, in one statement: it runs on
+        every staff request."""
+        signed_out = exists().where(SignedOutToken.digest == token_digest(token))
+        row = (
+            await self.session.execute(select(User, signed_out).where(User.id == user_id))
+        ).first()
+        if row is None:
+            return None, False
+        return row[0], bool(row[1])
 
     async def lock_active_admins(self) -> Sequence[str]:
         """Ids of the active admins, their rows locked (PostgreSQL) until the transaction
