@@ -9,16 +9,16 @@ is told in Chinese beside its field (400) instead of the API's 422. Under the li
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from wxcrm.core.phones import phone_digits
 from wxcrm.core.settings import Settings
 from wxcrm.core.types import DATE_RANGE_MESSAGE, in_date_range
 
@@ -108,9 +108,9 @@ def read_page(params: Mapping[str, str], sizes: tuple[int, ...] = PAGE_SIZES) ->
 
 
 def read_search(values: dict[str, str], name: str, errors: dict[str, str]) -> None:
-    """The search box: a phone typed grouped, `138 0013 8000`, is looked for as it is stored;
-    a search longer than the box allows is told beside it."""
-    digits = re.sub(r"[\s\-]", "", values[name])
+    """The search box: a phone typed grouped, `138 0013 8000`, or in full-width digits, is
+    looked for as it is stored; a search longer than the box allows is told beside it."""
+    digits = phone_digits(values[name])
     if digits.isdigit():
         values[name] = digits
     if len(values[name]) > SEARCH_MAX:
@@ -170,7 +170,13 @@ def wants_region(request: Request, region_id: str, query: ListQuery) -> bool:
     )
 
 
-def pushed(region: HTMLResponse, query: ListQuery) -> HTMLResponse:
+class Addressed(Protocol):
+    """A query that knows its own URL (a list's, or the dashboard's period)."""
+
+    def url(self) -> str: ...
+
+
+def pushed(region: HTMLResponse, query: Addressed) -> HTMLResponse:
     """A re-rendered region that puts the list's own URL in the address bar, without the
     form's empty fields."""
     region.headers["HX-Push-Url"] = query.url()

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.notifications.models import Notification, NotificationAttempt, NotificationStatus
+
+# The states that still need attention: the health check's backlog, by these keys.
+WATCHED = (NotificationStatus.pending, NotificationStatus.sending, NotificationStatus.failed)
 
 
 class NotificationRepository:
@@ -86,19 +89,18 @@ class NotificationRepository:
         )
         return {key for key in rows if key is not None}
 
-    async def backlog(self) -> dict[str, int]:
-        """How many rows are in each state that still needs attention."""
-        watched = [
-            NotificationStatus.pending,
-            NotificationStatus.sending,
-            NotificationStatus.failed,
+    async def backlog(self, *, advisor_id: str | None = None) -> dict[str, int]:
+        """How many rows are in each state that still needs attention: all of them, or one
+        advisor's."""
+        filters: list[ColumnElement[bool]] = [
+            Notification.status.in_([status.value for status in WATCHED])
         ]
+        if advisor_id is not None:
+            filters.append(Notification.advisor_id == advisor_id)
         rows = await self.session.execute(
-            select(Notification.status, func.count())
-            .where(Notification.status.in_([s.value for s in watched]))
-            .group_by(Notification.status)
+            select(Notification.status, func.count()).where(*filters).group_by(Notification.status)
         )
-        counts = {status.value: 0 for status in watched}
+        counts = {status.value: 0 for status in WATCHED}
         counts.update({str(status): int(count) for status, count in rows.all()})
         return counts
 

@@ -33,9 +33,9 @@ async def list_notifications(
     event: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Envelope[Page[NotificationOut]]:
     """Queued notifications, newest first, with their delivery state."""
-    if not user.is_staff_manager:
-        advisor_id = user.id
-    rows, total = await NotificationRepository(session).page(
+    rows, total = await service.page_for(
+        session,
+        user,
         status=status.value if status else None,
         advisor_id=advisor_id,
         event=event,
