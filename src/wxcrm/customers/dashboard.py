@@ -14,15 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core import clock
 from wxcrm.customers.models import Customer, FollowUp
 from wxcrm.customers.permissions import visible_to
-from wxcrm.customers.records.filters import SIGNED, FollowUpStatus, follow_up_status
+from wxcrm.customers.records.filters import (
+    SIGNED,
+    FollowUpStatus,
+    count_where,
+    follow_up_status,
+)
 from wxcrm.customers.reminders import due_on
 from wxcrm.users.models import User
 
@@ -154,10 +159,6 @@ class TodoItem:
     follow_up_status: str | None = None
 
 
-def _count(condition: ColumnElement[bool]) -> Any:
-    return func.count(case((condition, 1)))
-
-
 def _waiting() -> ColumnElement[bool]:
     """An owned customer its owner has not followed up (the list's 跟进状态 rule)."""
     return and_(Customer.owner_id.is_not(None), follow_up_status().in_(NOT_FOLLOWED_UP))
@@ -174,11 +175,11 @@ async def overview(session: AsyncSession, user: User, period: Period) -> Overvie
     made = (
         await session.execute(
             select(
-                _count(period.holds(Customer.created_at)),
-                _count(before.holds(Customer.created_at)),
-                _count(Customer.created_at >= period.end),
-                _count(and_(period.holds(Customer.created_at), _waiting())),
-                _count(and_(before.holds(Customer.created_at), _waiting())),
+                count_where(period.holds(Customer.created_at)),
+                count_where(before.holds(Customer.created_at)),
+                count_where(Customer.created_at >= period.end),
+                count_where(and_(period.holds(Customer.created_at), _waiting())),
+                count_where(and_(before.holds(Customer.created_at), _waiting())),
             ).where(visible, Customer.created_at >= before.start)
         )
     ).one()
@@ -186,8 +187,8 @@ async def overview(session: AsyncSession, user: User, period: Period) -> Overvie
     signed = (
         await session.execute(
             select(
-                _count(period.holds(Customer.signed_at)),
-                _count(before.holds(Customer.signed_at)),
+                count_where(period.holds(Customer.signed_at)),
+                count_where(before.holds(Customer.signed_at)),
             ).where(visible, Customer.signed_at >= before.start, Customer.signed_at < period.end)
         )
     ).one()
@@ -221,7 +222,7 @@ async def breakdown(session: AsyncSession, user: User, period: Period) -> Breakd
             Customer.owner_id,
             Customer.lead_level,
             func.count(),
-            _count(Customer.contract_status == SIGNED),
+            count_where(Customer.contract_status == SIGNED),
         )
         .where(*cohort)
         .group_by(Customer.owner_id, Customer.lead_level)
@@ -246,10 +247,10 @@ async def due_today(
     first `limit` of them, earliest planned first."""
     due = due_on(today).where(visible_to(user))
     rows = await session.execute(due.order_by(FollowUp.next_follow_up_at, Customer.id).limit(limit))
+    # due_on bounds the planned time: it is never None here.
     items = [
-        TodoItem(customer_id, name, owner_id, at)
+        TodoItem(customer_id, name, owner_id, cast(datetime, at))
         for owner_id, customer_id, name, at in rows.all()
-        if at is not None
     ]
     if len(items) < limit:  # all of them: no need to count
         return len(items), items

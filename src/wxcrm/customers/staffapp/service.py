@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core import clock, idempotency
@@ -29,6 +29,7 @@ from wxcrm.customers.pool.service import PoolChannel
 from wxcrm.customers.records import service as records
 from wxcrm.customers.records.filters import (
     CustomerFilters,
+    count_where,
     filtered,
     follow_up_status,
 )
@@ -269,11 +270,11 @@ async def today_todo(session: AsyncSession, user: User) -> TodayTodoOut:
     counts = (
         await session.execute(
             select(
-                _count(owned if manager else mine),
-                _count(assigned(month_window)),
-                _count(assigned(today_window)),
-                _count(never_followed_up if manager else and_(mine, never_followed_up)),
-                _count(
+                count_where(owned if manager else mine),
+                count_where(assigned(month_window)),
+                count_where(assigned(today_window)),
+                count_where(never_followed_up if manager else and_(mine, never_followed_up)),
+                count_where(
                     _within(Customer.signed_at, today_window)
                     if manager
                     else and_(mine, _within(Customer.signed_at, today_window))
@@ -294,10 +295,6 @@ async def today_todo(session: AsyncSession, user: User) -> TodayTodoOut:
         follow_ups_due_today=int(await session.scalar(due) or 0),
         is_admin=manager,
     )
-
-
-def _count(condition: ColumnElement[bool]) -> Any:
-    return func.count(case((condition, 1)))
 
 
 # -- one customer -------------------------------------------------------------------------------
