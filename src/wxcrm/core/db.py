@@ -1,4 +1,5 @@
-"""Database engine, sessions and the one-transaction-per-request dependency."""
+"""Database engine, sessions, the one-transaction-per-request dependency, and the SQL
+constructs every domain shares."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event, exc
+from sqlalchemy import Boolean, ColumnElement, String, event, exc, literal
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, ExceptionContext, make_url
@@ -21,7 +22,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.util import await_only
 
 from wxcrm.core.settings import Settings
@@ -327,8 +332,62 @@ def dialect_insert(session: AsyncSession, model: type[Any]) -> Any:
     return sqlite_insert(model)
 
 
+def rowcount(result: Any) -> int:
+    """How many rows an UPDATE or DELETE touched (its Result's type does not say it has a
+    count, and a driver may give None)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def insert_ignoring_conflicts(
     session: AsyncSession, model: type[Any], values: dict[str, Any]
 ) -> Any:
     """`INSERT … ON CONFLICT DO NOTHING` in the session's dialect."""
     return dialect_insert(session, model).values(**values).on_conflict_do_nothing()
+
+
+# Here, not with the customer filters: the staff search (users/) matches text the same way.
+class ContainsIgnoringCase(ColumnElement[bool]):
+    """`term` inside `column` whatever the case, as each database does it cheaply.
+
+    A term without letters that have a case (digits, Chinese: most searches here) is a plain
+    LIKE everywhere: case cannot matter. Otherwise SQLite's LIKE already ignores case (ASCII,
+    as its lower() does), and elsewhere lower() goes on both sides: on PostgreSQL that is 2.3
+    times faster than ILIKE (32 against 73 ms over 100,000 customers). lower() for every term
+    (SQLAlchemy's icontains) made a search of digits or Chinese two to four times slower.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    # A comparison, as LIKE is: no `= 1` after it where booleans are integers (SQLite).
+    _is_implicitly_boolean = True
+    # What changes the SQL is part of the statement cache's key; the pattern's value is a
+    # parameter, so a cached statement is reused with each search's own pattern.
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy declares it so)
+        ("column", InternalTraversal.dp_clauseelement),
+        ("pattern", InternalTraversal.dp_clauseelement),
+        ("fold", InternalTraversal.dp_boolean),
+    ]
+
+    def __init__(self, column: QueryableAttribute[Any], term: str) -> None:
+        escaped = term.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        self.column: ColumnElement[Any] = column.expression
+        self.pattern = literal(f"%{escaped}%", String)
+        self.fold = term.lower() != term.upper()
+
+
+def _sides(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
+    return compiler.process(element.column, **kw), compiler.process(element.pattern, **kw)
+
+
+@compiles(ContainsIgnoringCase)
+def _folded_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = _sides(element, compiler, **kw)
+    if element.fold:
+        return f"lower({column}) LIKE lower({pattern}) ESCAPE '/'"
+    return f"{column} LIKE {pattern} ESCAPE '/'"
+
+
+@compiles(ContainsIgnoringCase, "sqlite")
+def _sqlite_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = _sides(element, compiler, **kw)
+    return f"{column} LIKE {pattern} ESCAPE '/'"

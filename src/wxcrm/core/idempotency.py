@@ -19,7 +19,7 @@ from sqlalchemy import String, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from wxcrm.core.db import Database, dialect_insert
+from wxcrm.core.db import Database, dialect_insert, rowcount
 from wxcrm.core.errors import Conflict
 from wxcrm.core.models import Base, utcnow
 from wxcrm.core.settings import Settings
@@ -98,4 +98,4 @@ async def forget_expired(
             delete(IdempotentAnswer).where(IdempotentAnswer.created_at < cutoff)
         )
         await session.commit()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)

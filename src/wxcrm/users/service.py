@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wxcrm.core.db import Database
+from wxcrm.core.db import Database, rowcount
 from wxcrm.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from wxcrm.core.models import utcnow
 from wxcrm.core.phones import normalize_phone
@@ -400,4 +400,4 @@ async def forget_signed_out(
             delete(SignedOutToken).where(SignedOutToken.expires_at < (now or utcnow()))
         )
         await session.commit()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 from starlette.concurrency import run_in_threadpool
 
-from wxcrm.core.db import Database
+from wxcrm.core.db import Database, rowcount
 from wxcrm.core.errors import AppError, Conflict, NotFound, RateLimited
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
@@ -139,7 +139,7 @@ async def confirm(
                 )
             )
             await session.commit()
-        if _count(started) != 1:
+        if rowcount(started) != 1:
             await _read(database, user, pending_id)  # 404 if it is not theirs
             raise Conflict(ALREADY_CONFIRMED)
     except BaseException:
@@ -184,7 +184,7 @@ async def forget_old_imports(
             delete(PendingImport).where(PendingImport.created_at < cutoff)
         )
         await session.commit()
-    return _count(result)
+    return rowcount(result)
 
 
 async def _import(database: Database, settings: Settings, pending_id: str) -> None:
@@ -217,7 +217,7 @@ async def _import(database: Database, settings: Settings, pending_id: str) -> No
         finished = await session.execute(
             _finish(pending_id, ImportStatus.done, message=message, imported=count)
         )
-        if _count(finished) != 1:
+        if rowcount(finished) != 1:
             # Marked failed meanwhile (taken for dead): that word holds, nothing is imported.
             await session.rollback()
             return
@@ -273,7 +273,3 @@ def _stale(pending: PendingImport, now: datetime) -> bool:
     return pending.status == ImportStatus.importing.value and (
         pending.heartbeat_at is None or pending.heartbeat_at < now - STALE_AFTER
     )
-
-
-def _count(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
