@@ -73,7 +73,7 @@ class _BodyTooLarge(StarletteHTTPException):
 class BodySizeLimitMiddleware:
     """Refuses bodies over `max_bytes` with a 413 envelope, declared or streamed.
 
-    `overrides` maps a path prefix to its own limit (file imports need more room).
+    `overrides` maps an exact path to its own limit (file uploads need more room).
     """
 
     def __init__(
@@ -84,10 +84,8 @@ class BodySizeLimitMiddleware:
         self.overrides = overrides or {}
 
     def _limit_for(self, path: str) -> int:
-        for prefix, limit in self.overrides.items():
-            if path.startswith(prefix):
-                return limit
-        return self.max_bytes
+        # Exact: a prefix would let the upload's neighbours (/import/{id}/confirm) carry as much.
+        return self.overrides.get(path, self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
