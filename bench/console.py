@@ -32,16 +32,17 @@ from urllib.parse import urlencode
 import httpx
 from sqlalchemy import select
 
-from bench.common import database_url, fresh_database, percentile
+from bench.common import database_url, fresh_database
 from bench.customers import (
     MANAGER,
     PASSWORD,
+    Case,
     Seeded,
     advisor_name,
     api_server,
     postgres_backends,
+    run_cases,
     seed,
-    timed_gets,
 )
 from wxcrm.core.db import Database
 from wxcrm.core.ids import new_id
@@ -54,8 +55,8 @@ from wxcrm.notifications.models import Notification
 TARGET_MS = 50.0
 HISTORIES = 50
 NOTIFICATIONS = 5_000
-# What staff type of a WeChat id: letters, which a search matches in any case (ILIKE on
-# PostgreSQL, slower than the LIKE that digits and Chinese need).
+# What staff type of a WeChat id: letters, which a search matches in any case (lower() on
+# both sides of LIKE on PostgreSQL, slower than the plain LIKE that digits and Chinese need).
 LETTER_TERMS = ("wxid", "Li_Na", "zhang", "mama")
 
 
@@ -176,7 +177,7 @@ def main(arguments: argparse.Namespace, url: str) -> None:
             for status in settings.contract_statuses
             for level in settings.lead_levels
         ]
-        cases: list[tuple[str, dict[str, str], list[str]]] = [
+        cases: list[Case] = [
             ("dashboard 今日 (manager)", manager, ["/?period=today"]),
             ("dashboard 近30天 (manager)", manager, ["/?period=30d"]),
             ("dashboard 本月 (advisor)", advisor, ["/?period=month"]),
@@ -192,25 +193,15 @@ def main(arguments: argparse.Namespace, url: str) -> None:
             ("detail (10 follow-ups, 2 assignments)", manager,
              [f"/customers/{customer_id}" for customer_id in prepared.detail_ids]),
         ]  # fmt: skip
-        p50s: dict[str, float] = {}
-        for label, headers, paths in cases:
-            timed = timed_gets(
-                port,
-                paths,
-                headers,
-                count=arguments.requests,
-                warmup=arguments.warmup,
-                server_pid=process.pid,
-                backends=backends,
-            )
-            p50s[label] = percentile(timed.latencies, 0.5)
-            print(
-                f"console [{backend}] {label}: {len(timed.latencies)} requests,"
-                f" p50 {p50s[label]:.1f} ms, p95 {percentile(timed.latencies, 0.95):.1f} ms;"
-                f" non-200 {timed.failures}; CPU per request: server {timed.server_ms:.2f} ms"
-                + (f", postgres {timed.postgres_ms:.2f} ms" if backend == "postgresql" else "")
-                + f"; other processes {timed.other_cores:.2f} cores"
-            )
+        p50s = run_cases(
+            f"console [{backend}]",
+            cases,
+            port,
+            count=arguments.requests,
+            warmup=arguments.warmup,
+            server_pid=process.pid,
+            backends=backends,
+        )
         within = sum(1 for p50 in p50s.values() if p50 <= TARGET_MS)
         worst = max(p50s, key=lambda label: p50s[label])
         print(

@@ -262,6 +262,44 @@ def timed_gets(
     )
 
 
+# A label, the headers to send and the paths to cycle through.
+Case = tuple[str, dict[str, str], list[str]]
+
+
+def run_cases(
+    title: str,
+    cases: list[Case],
+    port: int,
+    *,
+    count: int,
+    warmup: int,
+    server_pid: int,
+    backends: str | None,
+) -> dict[str, float]:
+    """Times each case (`timed_gets`) and prints a line of figures for it under `title`;
+    returns each case's p50 in ms, by label."""
+    p50s: dict[str, float] = {}
+    for label, headers, paths in cases:
+        timed = timed_gets(
+            port,
+            paths,
+            headers,
+            count=count,
+            warmup=warmup,
+            server_pid=server_pid,
+            backends=backends,
+        )
+        p50s[label] = percentile(timed.latencies, 0.5)
+        print(
+            f"{title} {label}: {len(timed.latencies)} requests,"
+            f" p50 {p50s[label]:.1f} ms, p95 {percentile(timed.latencies, 0.95):.1f} ms;"
+            f" non-200 {timed.failures}; CPU per request: server {timed.server_ms:.2f} ms"
+            + (f", postgres {timed.postgres_ms:.2f} ms" if backends is not None else "")
+            + f"; other processes {timed.other_cores:.2f} cores"
+        )
+    return p50s
+
+
 async def batch_candidates(database: Database, target: str, size: int) -> list[str]:
     """`size` customers not the target's: half in the pool, half other advisors'."""
     async with database.reader() as session:
@@ -374,7 +412,7 @@ def main(arguments: argparse.Namespace, url: str) -> None:
         own = advisor_name(0)
         advisor = login(base, own)
         statuses = (Settings()).contract_statuses
-        cases: list[tuple[str, str, list[dict[str, str | int]]]] = [
+        queries: list[tuple[str, str, list[dict[str, str | int]]]] = [
             ("default (page 1, limit 20, newest first)", manager, [{"page": 1, "limit": 20}]),
             ("page 50", manager, [{"page": 50, "limit": 20}]),
             ("contractStatus filter", manager, [{"contractStatus": s} for s in statuses]),
@@ -382,25 +420,23 @@ def main(arguments: argparse.Namespace, url: str) -> None:
             ("phone-prefix search", manager, [{"search": p} for p in seeded.phone_prefixes]),
             ("advisor's own list", advisor, [{"page": 1, "limit": 20}]),
         ]
-        p50s: dict[str, float] = {}
-        for label, token, queries in cases:
-            timed = timed_gets(
-                port,
-                [f"/api/customers?{urlencode(query)}" for query in queries],
+        cases: list[Case] = [
+            (
+                label,
                 {"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                count=arguments.requests,
-                warmup=arguments.warmup,
-                server_pid=process.pid,
-                backends=backends,
+                [f"/api/customers?{urlencode(query)}" for query in asked],
             )
-            p50s[label] = percentile(timed.latencies, 0.5)
-            print(
-                f"customers [{backend}] list {label}: {len(timed.latencies)} requests,"
-                f" p50 {p50s[label]:.1f} ms, p95 {percentile(timed.latencies, 0.95):.1f} ms;"
-                f" non-200 {timed.failures}; CPU per request: server {timed.server_ms:.2f} ms"
-                + (f", postgres {timed.postgres_ms:.2f} ms" if backend == "postgresql" else "")
-                + f"; other processes {timed.other_cores:.2f} cores"
-            )
+            for label, token, asked in queries
+        ]
+        p50s = run_cases(
+            f"customers [{backend}] list",
+            cases,
+            port,
+            count=arguments.requests,
+            warmup=arguments.warmup,
+            server_pid=process.pid,
+            backends=backends,
+        )
         worst = max(p50s, key=lambda label: p50s[label])
         within = sum(1 for p50 in p50s.values() if p50 <= LIST_TARGET_MS)
         print(

@@ -20,6 +20,7 @@ from wxcrm.jobs import scheduled_jobs
 from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.users import service as users_service
 from wxcrm.users.models import Role, User
+from wxcrm.users.schemas import PASSWORD_MIN
 from wxcrm.wechat.client import WeChatClient
 from wxcrm.wechat.sim import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 from wxcrm.wechat.transport import wechat_http_client
@@ -153,7 +154,7 @@ def _users_command(change: Callable[[AsyncSession], Awaitable[T]]) -> T:
 @users_app.command("create")
 def create_user(
     username: Annotated[str, typer.Option(help="Login name.")],
-    password: Annotated[str, typer.Option(help="Password (at least 8 characters).")],
+    password: Annotated[str, typer.Option(help=f"Password (at least {PASSWORD_MIN} characters).")],
     role: Annotated[Role, typer.Option(help="admin, manager or advisor.")],
     name: Annotated[str | None, typer.Option(help="Display name (default: the username).")] = None,
     phone: Annotated[
@@ -163,8 +164,8 @@ def create_user(
     department: Annotated[str | None, typer.Option(help="Department (部门).")] = None,
 ) -> None:
     """Create a staff account (use it for the first admin)."""
-    if len(password) < 8:
-        typer.echo("error: the password must have at least 8 characters", err=True)
+    if len(password) < PASSWORD_MIN:
+        typer.echo(f"error: the password must have at least {PASSWORD_MIN} characters", err=True)
         raise typer.Exit(2)
 
     async def create(session: AsyncSession) -> User:
