@@ -78,6 +78,16 @@ class Console:
         _shots.append(path)
 
 
+TABLET_WIDTH = 768
+
+
+async def assert_fits_a_tablet(page: Page) -> None:
+    """The page does not scroll sideways at a tablet's width (a table may, in its own box)."""
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    path = await page.evaluate("location.pathname")
+    assert width <= TABLET_WIDTH, f"{path} is {width - TABLET_WIDTH} px wider than a tablet"
+
+
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if not HAVE_CHROMIUM:

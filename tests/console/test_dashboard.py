@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import ConsoleMessage, Locator, Page, expect
 from sqlalchemy import select
 
-from tests.console.conftest import XSS_NAME, Console
+from tests.console.conftest import XSS_NAME, Console, assert_fits_a_tablet
 from tests.live import staff_token
 from wxcrm.core import clock
 from wxcrm.core.db import Database
@@ -308,5 +308,4 @@ async def test_the_dashboard_fits_a_tablet(console: Console, made: Made, page: P
     await page.goto(f"{console.url}/?period=30d")
     await expect(card(page, "total").locator(".value")).to_have_text("5")
     await expect_charts(page)
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 768, f"/ is {width - 768} px wider than a 768 px tablet"
+    await assert_fits_a_tablet(page)
