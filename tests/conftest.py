@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from wxcrm.core.db import Database, ShortReads, get_session, get_short_reads
 from wxcrm.core.migrations import migrate
 from wxcrm.core.ratelimit import RateLimiter
 from wxcrm.core.settings import Environment, Settings
+from wxcrm.miniprogram.deps import get_action_recorder
+from wxcrm.miniprogram.service import record_customer_action
 from wxcrm.models import Base
 from wxcrm.wechat.client import WeChatClient
 from wxcrm.wechat.models import WeChatToken
@@ -170,6 +173,11 @@ async def app(
     await shared.state.rate_limiter.reset()  # each test starts with no counts
     shared.dependency_overrides[get_session] = test_session_dependency
     shared.dependency_overrides[get_short_reads] = test_short_reads
+    # Actions are written in the test's session too (the committed app's go through the
+    # group commit, as in the server).
+    shared.dependency_overrides[get_action_recorder] = lambda: partial(
+        record_customer_action, session
+    )
     yield shared
     shared.dependency_overrides.clear()
     shared.state.settings = settings  # a test may have swapped it

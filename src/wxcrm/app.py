@@ -14,6 +14,7 @@ from wxcrm import __version__
 from wxcrm.console.router import router as console_router
 from wxcrm.core.db import Database
 from wxcrm.core.errors import ERROR_RESPONSES, install_error_handlers
+from wxcrm.core.groupcommit import GroupCommit
 from wxcrm.core.middleware import (
     BodySizeLimitMiddleware,
     RefuseNulMiddleware,
@@ -34,6 +35,7 @@ from wxcrm.customers.transfer.service import MAX_IMPORT_BYTES
 from wxcrm.jobs import scheduled_jobs
 from wxcrm.miniprogram.push import router as push_router
 from wxcrm.miniprogram.router import router as miniprogram_router
+from wxcrm.miniprogram.service import record_customer_actions
 from wxcrm.notifications.router import router as notifications_router
 from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.ops.router import router as health_router
@@ -110,6 +112,9 @@ def create_app(
     app.state.settings = settings
     app.state.database = database or Database.from_settings(settings)
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.action_commits = GroupCommit(
+        app.state.database.writer, record_customer_actions, max_batch=settings.action_batch_max
+    )
     install_error_handlers(app)
     # The staff mini program reads a refusal from a success status (its routes' own style).
     app.add_exception_handler(Refused, answer_refusal)
@@ -150,3 +155,8 @@ def create_app(
     app.include_router(records_router)
     app.include_router(console_router)
     return app
+
+
+def create_migrated_app() -> FastAPI:
+    """The app of one of `wxcrm serve --workers N`'s processes: the command has migrated."""
+    return create_app(run_migrations=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
@@ -41,22 +41,31 @@ def _setup_logging() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="API processes sharing the port (uvicorn's).")
+    ] = 1,
 ) -> None:
     """Run the API server (migrating the database first)."""
     _setup_logging()
-    from wxcrm.app import create_app
-
-    uvicorn.run(
-        create_app(),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,  # no banner naming the server and its version
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,  # no banner naming the server and its version
         # X-Forwarded-Proto (and -For) believed from these only: behind a TLS proxy the app
         # then knows it is served over HTTPS, and the console's cookies are Secure.
-        forwarded_allow_ips=["127.0.0.1", *get_settings().trusted_proxies],
-    )
+        "forwarded_allow_ips": ["127.0.0.1", *get_settings().trusted_proxies],
+    }
+    if workers == 1:
+        from wxcrm.app import create_app
+
+        uvicorn.run(create_app(), **options)
+        return
+    # Migrated here once; then each process builds its own app (its own pool, group commit
+    # and embedded worker): they share only the database (and Redis for rate limits).
+    asyncio.run(_migrate())
+    uvicorn.run("wxcrm.app:create_migrated_app", factory=True, workers=workers, **options)
 
 
 @app.command()
@@ -116,16 +125,16 @@ def demo(
 def migrate() -> None:
     """Bring the database to the newest schema."""
     _setup_logging()
-
-    async def run() -> None:
-        database = Database.from_settings(get_settings())
-        try:
-            await run_migrations(database.engine)
-        finally:
-            await database.dispose()
-
-    asyncio.run(run())
+    asyncio.run(_migrate())
     typer.echo("database is at the newest schema")
+
+
+async def _migrate() -> None:
+    database = Database.from_settings(get_settings())
+    try:
+        await run_migrations(database.engine)
+    finally:
+        await database.dispose()
 
 
 def _users_command(change: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(10, validation_alias="DATABASE_POOL_SIZE", ge=1, le=500)
     database_max_overflow: int = Field(10, validation_alias="DATABASE_MAX_OVERFLOW", ge=0, le=500)
     database_pool_timeout: float = Field(5.0, validation_alias="DATABASE_POOL_TIMEOUT", gt=0, le=60)
+    # Customer actions waiting together are written in one transaction (group commit): at
+    # most this many to a transaction.
+    action_batch_max: int = Field(100, validation_alias="ACTION_BATCH_MAX", ge=1, le=1000)
 
     secret_key: SecretStr = Field(SecretStr(""), validation_alias="SECRET_KEY")
     staff_token_minutes: int = Field(12 * 60, validation_alias="STAFF_TOKEN_MINUTES", ge=1)

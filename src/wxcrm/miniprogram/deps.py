@@ -1,7 +1,9 @@
-"""The mini-program customer behind a request: its session token fixes its openid."""
+"""The mini-program customer behind a request (its session token fixes its openid), and
+where its actions are written."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -11,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from wxcrm.core.deps import SettingsDep, bearer
 from wxcrm.core.errors import Unauthorized
 from wxcrm.core.security import InvalidToken, decode_token
+from wxcrm.miniprogram.service import ActionRequest, RecordedAction
 
 
 async def get_openid(
@@ -55,3 +58,16 @@ async def get_action_caller(
 
 
 ActionCallerDep = Annotated[ActionCaller, Depends(get_action_caller)]
+
+
+ActionRecorder = Callable[[ActionRequest], Awaitable[RecordedAction]]
+
+
+async def get_action_recorder(request: Request) -> ActionRecorder:
+    """Customer actions go through the process's group commit (`app.state.action_commits`):
+    the request holds no connection of its own, and is answered once its action commits."""
+    recorder: ActionRecorder = request.app.state.action_commits.submit
+    return recorder
+
+
+ActionRecorderDep = Annotated[ActionRecorder, Depends(get_action_recorder)]

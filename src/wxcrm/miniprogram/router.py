@@ -11,7 +11,7 @@ from wxcrm.core.errors import BadRequest, Forbidden
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram import service
-from wxcrm.miniprogram.deps import ActionCallerDep, CurrentOpenid
+from wxcrm.miniprogram.deps import ActionCallerDep, ActionRecorderDep, CurrentOpenid
 from wxcrm.miniprogram.schemas import (
     ActionCustomerOut,
     ActionOut,
@@ -104,7 +104,7 @@ async def customer_action(
     body: CustomerActionIn,
     request: Request,
     caller: ActionCallerDep,
-    session: SessionDep,
+    record: ActionRecorderDep,
     settings: SettingsDep,
     limiter: RateLimiterDep,
 ) -> Envelope[CustomerActionOut]:
@@ -116,14 +116,15 @@ async def customer_action(
     await limiter.hit(limiter.rules.action_per_ip, ip)
     if body.customer_id != openid:
         raise Forbidden("customerId 与当前登录的微信用户不一致")
-    recorded = await service.record_customer_action(
-        session,
-        settings,
-        openid=openid,
-        verified=caller.verified,
-        body=body,
-        client_ip=ip,
-        client_user_agent=request.headers.get("user-agent"),
+    recorded = await record(
+        service.ActionRequest(
+            settings=settings,
+            openid=openid,
+            verified=caller.verified,
+            body=body,
+            client_ip=ip,
+            client_user_agent=request.headers.get("user-agent"),
+        )
     )
     if not caller.verified:
         # Anyone can send any customerId: the answer is the same whatever the phone typed,

@@ -4,6 +4,7 @@ subscribe message at once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from wxcrm.core.models import utcnow
 from wxcrm.core.phones import normalize_phone
 from wxcrm.core.security import create_token
 from wxcrm.core.settings import Settings
-from wxcrm.customers.leads import Lead, create_or_link_lead
+from wxcrm.customers.leads import WantedLead, create_or_link_leads
 from wxcrm.customers.models import Customer, CustomerAction
 from wxcrm.miniprogram.models import MiniProgramUser
 from wxcrm.miniprogram.schemas import (
@@ -29,7 +30,7 @@ from wxcrm.miniprogram.schemas import (
 )
 from wxcrm.notifications.delivery import NO_SUBSCRIPTION
 from wxcrm.notifications.models import AdvisorSubscription
-from wxcrm.notifications.notify import Recipient, tell_advisor
+from wxcrm.notifications.notify import Message, Recipient, tell_advisors
 from wxcrm.notifications.subscriptions import record_decision, spend_credit, zero_credits
 from wxcrm.notifications.templates import TemplateName
 from wxcrm.users.models import Role, User
@@ -184,6 +185,19 @@ async def _no_sends_left(database: Database, openid: str, template_id: str) -> N
 
 
 @dataclass(frozen=True)
+class ActionRequest:
+    """One customer action to record: `openid` sent it, proven by a session token when
+    `verified`; the client's address and user agent as the request came."""
+
+    settings: Settings
+    openid: str
+    verified: bool
+    body: CustomerActionIn
+    client_ip: str | None
+    client_user_agent: str | None
+
+
+@dataclass(frozen=True)
 class RecordedAction:
     action: CustomerAction
     # The customer the action was recorded against, when this WeChat user may see it (see
@@ -193,79 +207,121 @@ class RecordedAction:
     created: bool
 
 
-async def record_customer_action(
-    session: AsyncSession,
-    settings: Settings,
-    *,
-    openid: str,
-    verified: bool,
-    body: CustomerActionIn,
-    client_ip: str | None,
-    client_user_agent: str | None,
-) -> RecordedAction:
-    """Record the action of `openid`; `verified` when a session token proved the openid.
+async def record_customer_action(session: AsyncSession, request: ActionRequest) -> RecordedAction:
+    """Record one action in the caller's transaction (`record_customer_actions`)."""
+    outcome = (await record_customer_actions(session, [request]))[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+async def record_customer_actions(
+    session: AsyncSession, requests: Sequence[ActionRequest]
+) -> list[RecordedAction | Exception]:
+    """Record each action, in order, as one after the other would, in a handful of
+    statements for the lot (group commit hands in those waiting together).
 
     An unverified caller (anonymous actions) still makes its lead and tells the advisor, but
-    borrows nothing proven to that openid (its verified phone) and is shown no customer.
+    borrows nothing proven to that openid (its verified phone) and is shown no customer. An
+    action for an advisor that is no active advisor is refused, and writes nothing.
     """
-    advisor = await UserRepository(session).get(body.advisor_id)
-    if advisor is None or advisor.role != Role.advisor.value or not advisor.is_active:
-        raise ValidationFailed.on_field("advisorId", "顾问不存在或已停用")
-    if not verified:
-        # Tells operators whether the mini program still sends actions without a token.
-        log.info("customer action without a session token", advisor_id=advisor.id)
+    advisors = await _active_advisors(session, {r.body.advisor_id for r in requests})
+    accepted = [r for r in requests if r.body.advisor_id in advisors]
+    verified_phones = await _verified_phones(session, {r.openid for r in accepted if r.verified})
 
-    verified_phone = (
-        await session.scalar(
-            select(MiniProgramUser.verified_phone).where(MiniProgramUser.openid == openid)
-        )
-        if verified
-        else None
-    )
-    lead = await _lead_for(
-        session, openid=openid, advisor=advisor, body=body, verified_phone=verified_phone
-    )
-    customer = lead.customer if lead else None
-    created = bool(lead and lead.created)
-    if customer is None and body.customer_record_id:
-        customer = await _own_customer_record(session, body.customer_record_id, openid)
-    # Anyone can type anyone's phone number: the action still belongs with that customer,
-    # but the customer's record goes back only to the WeChat user who is that customer, and
-    # its name and phone only to the advisor who owns it (a new lead is that advisor's).
-    theirs = (
-        verified
-        and customer is not None
-        and (created or _is_theirs(customer, openid, verified_phone))
-    )
-    shown_to_advisor = customer is not None and (created or customer.owner_id == advisor.id)
+    wanted = {index: _wanted_lead(r, verified_phones) for index, r in enumerate(accepted)}
+    wanted_leads = [(index, lead) for index, lead in wanted.items() if lead is not None]
+    made = await create_or_link_leads(session, [lead for _, lead in wanted_leads])
+    leads = dict(zip([index for index, _ in wanted_leads], made, strict=True))
 
-    # The message first, so the action is written once, already saying whether it notified.
-    notified = await _notify_advisor(
-        session,
-        settings,
-        advisor,
-        openid,
-        body.action_type,
-        customer,
-        created=created,
-        shown=shown_to_advisor,
-    )
-    action = CustomerAction(
-        openid=openid,
-        advisor_id=advisor.id,
-        action_type=body.action_type.value,
-        action_data=body.action_data,
-        customer_record_id=customer.id if customer else None,
-        resume_id=body.resume_id or _text(body.action_data.get("resumeId")),
-        ip=body.ip or client_ip,
-        user_agent=(body.user_agent or client_user_agent or "")[:512] or None,
-        customer_info=body.customer_info,
-        client_timestamp=str(body.timestamp) if body.timestamp is not None else None,
-        notified=notified,
-    )
-    session.add(action)
+    seen: list[_Seen] = []
+    for index, request in enumerate(accepted):
+        advisor = advisors[request.body.advisor_id]
+        if not request.verified:
+            # Tells operators whether the mini program still sends actions without a token.
+            log.info("customer action without a session token", advisor_id=advisor.id)
+        lead = leads.get(index)
+        customer = lead.customer if lead else None
+        if customer is None and request.body.customer_record_id:
+            customer = await _own_customer_record(
+                session, request.body.customer_record_id, request.openid
+            )
+        seen.append(_Seen(request, advisor, customer, bool(lead and lead.created), verified_phones))
+
+    if not seen:
+        return [_no_advisor() for _ in requests]
+    # The messages first, so each action is written once, already saying whether it notified.
+    queued = await tell_advisors(session, requests[0].settings, [_message(s) for s in seen])
+    actions = [_action(s, notified=not q.skipped) for s, q in zip(seen, queued, strict=True)]
+    session.add_all(actions)
     await session.flush()
-    return RecordedAction(action, customer if theirs else None, created)
+
+    recorded = iter(
+        RecordedAction(action, s.customer if s.theirs else None, s.created)
+        for s, action in zip(seen, actions, strict=True)
+    )
+    return [next(recorded) if r.body.advisor_id in advisors else _no_advisor() for r in requests]
+
+
+def _no_advisor() -> ValidationFailed:
+    return ValidationFailed.on_field("advisorId", "顾问不存在或已停用")
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """An accepted action, with what was found or made for it."""
+
+    request: ActionRequest
+    advisor: User
+    customer: Customer | None
+    created: bool
+    verified_phones: dict[str, str]
+
+    @property
+    def theirs(self) -> bool:
+        # Anyone can type anyone's phone number: the action still belongs with that
+        # customer, but the customer's record goes back only to the WeChat user who is that
+        # customer.
+        return (
+            self.request.verified
+            and self.customer is not None
+            and (
+                self.created
+                or _is_theirs(
+                    self.customer,
+                    self.request.openid,
+                    self.verified_phones.get(self.request.openid),
+                )
+            )
+        )
+
+    @property
+    def shown_to_advisor(self) -> bool:
+        # Its name and phone only to the advisor who owns it (a new lead is that advisor's).
+        return self.customer is not None and (
+            self.created or self.customer.owner_id == self.advisor.id
+        )
+
+
+async def _active_advisors(session: AsyncSession, ids: set[str]) -> dict[str, User]:
+    users = await session.scalars(
+        select(User).where(
+            User.id.in_(sorted(ids)), User.role == Role.advisor.value, User.is_active.is_(True)
+        )
+    )
+    return {user.id: user for user in users}
+
+
+async def _verified_phones(session: AsyncSession, openids: set[str]) -> dict[str, str]:
+    if not openids:
+        return {}
+    rows = await session.execute(
+        select(MiniProgramUser.openid, MiniProgramUser.verified_phone).where(
+            MiniProgramUser.openid.in_(sorted(openids)),
+            MiniProgramUser.verified_phone.is_not(None),
+        )
+    )
+    return {openid: phone for openid, phone in rows if phone is not None}
 
 
 def _is_theirs(customer: Customer, openid: str, verified_phone: str | None) -> bool:
@@ -276,26 +332,20 @@ def _is_theirs(customer: Customer, openid: str, verified_phone: str | None) -> b
     )
 
 
-async def _lead_for(
-    session: AsyncSession,
-    *,
-    openid: str,
-    advisor: User,
-    body: CustomerActionIn,
-    verified_phone: str | None,
-) -> Lead | None:
+def _wanted_lead(request: ActionRequest, verified_phones: dict[str, str]) -> WantedLead | None:
+    body = request.body
+    verified_phone = verified_phones.get(request.openid) if request.verified else None
     typed = normalize_phone(body.customer_phone) if body.customer_phone else None
     # A number WeChat verified stands in for a typed one, and vouches for an equal one.
     phone = typed or verified_phone
     if phone is None:
         return None
     remark = f"小程序自动创建：客户{ACTION_NAMES[body.action_type]}（{body.action_type.value}）"
-    return await create_or_link_lead(
-        session,
+    return WantedLead(
         phone=phone,
         name=body.customer_name,
-        openid=openid,
-        advisor_id=advisor.id,
+        openid=request.openid,
+        advisor_id=body.advisor_id,
         remark=remark,
         verified=phone == verified_phone,
     )
@@ -309,52 +359,57 @@ async def _own_customer_record(
     return customer if customer is not None and customer.openid == openid else None
 
 
-async def _notify_advisor(
-    session: AsyncSession,
-    settings: Settings,
-    advisor: User,
-    openid: str,
-    action_type: ActionType,
-    customer: Customer | None,
-    *,
-    created: bool,
-    shown: bool,
-) -> bool:
-    """Queue the advisor's message in this transaction; False when none can be sent.
+def _message(seen: _Seen) -> Message:
+    """The advisor's message about this action, folded with repeats of one customer towards
+    one advisor inside the fold window; when nothing can be sent the row is written
+    skipped, saying why.
 
-    The customer's name and phone are in it only when `shown`; otherwise it says that a
-    customer acted and no more, and opens no customer's page.
-
-    Repeated actions of one customer towards one advisor inside the fold window make one
-    message. When nothing can be sent the row is written skipped, saying why.
+    The customer's name and phone are in it only when the advisor may see them; otherwise
+    it says that a customer acted and no more, and opens no customer's page.
     """
+    request, customer, advisor = seen.request, seen.customer, seen.advisor
+    action_type = request.body.action_type
     new_title, known_title = TITLES[action_type]
-    if customer is not None and shown:
+    if customer is not None and seen.shown_to_advisor:
         phone, name = customer.phone, customer.name
         page = f"{CUSTOMER_PAGE}?id={customer.id}"
     else:
         # No page of a customer the advisor could not open anyway.
         phone = HIDDEN_PHONE if customer is not None else NO_PHONE
         name, page = ANONYMOUS_NAME, CUSTOMER_PAGE
-    window = settings.notify_fold_window_minutes
-    queued = await tell_advisor(
-        session,
-        settings,
+    window = request.settings.notify_fold_window_minutes
+    return Message(
         Recipient(advisor.id, advisor.openid),
         event="customer_action",
         template=TemplateName.customer_action,
         values={
-            "title": new_title if created else known_title,
+            "title": new_title if seen.created else known_title,
             "time": utcnow().isoformat(),
             "phone": phone,
             "customer_name": name,
         },
         page=page,
-        details={"openid": openid, "actionType": action_type.value},
-        fold_key=f"customer_action:{advisor.id}:{openid}",
+        details={"openid": request.openid, "actionType": action_type.value},
+        fold_key=f"customer_action:{advisor.id}:{request.openid}",
         fold_window=timedelta(minutes=window) if window > 0 else None,
     )
-    return not queued.skipped
+
+
+def _action(seen: _Seen, *, notified: bool) -> CustomerAction:
+    request, body = seen.request, seen.request.body
+    return CustomerAction(
+        openid=request.openid,
+        advisor_id=seen.advisor.id,
+        action_type=body.action_type.value,
+        action_data=body.action_data,
+        customer_record_id=seen.customer.id if seen.customer else None,
+        resume_id=body.resume_id or _text(body.action_data.get("resumeId")),
+        ip=body.ip or request.client_ip,
+        user_agent=(body.user_agent or request.client_user_agent or "")[:512] or None,
+        customer_info=body.customer_info,
+        client_timestamp=str(body.timestamp) if body.timestamp is not None else None,
+        notified=notified,
+    )
 
 
 def _text(value: Any) -> str | None:

@@ -7,7 +7,7 @@ whether the message can be sent at all, and queues it in the caller's transactio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.settings import Settings
-from wxcrm.notifications.outbox import Channel, Queued, queue_notification
-from wxcrm.notifications.subscriptions import unsendable_reason
-from wxcrm.notifications.templates import TemplateName
+from wxcrm.notifications.outbox import Channel, Outgoing, Queued, queue_notifications
+from wxcrm.notifications.subscriptions import CreditsOnHand, unsendable_reason
+from wxcrm.notifications.templates import Template, TemplateName
 from wxcrm.notifications.templates import template as template_spec
 
 
@@ -27,6 +27,21 @@ class Recipient:
 
     advisor_id: str
     openid: str | None
+
+
+@dataclass(frozen=True)
+class Message:
+    """What to tell an advisor; see `tell_advisor` for each part."""
+
+    advisor: Recipient
+    event: str
+    template: TemplateName
+    values: Mapping[str, object]
+    page: str | None
+    details: Mapping[str, Any] | None = None
+    cloud_event: Mapping[str, Any] | None = None
+    fold_key: str | None = None
+    fold_window: timedelta | None = None
 
 
 async def tell_advisor(
@@ -52,44 +67,73 @@ async def tell_advisor(
     message that cannot be sent (no bound openid, no template, no send left) is queued
     already skipped, saying why; folding as in `queue_notification`.
     """
-    spec = template_spec(settings, template)
-    template_id = spec.template_id or None
-    if cloud_event is not None and settings.notify_channel == Channel.cloud.value:
-        # Whether it can be sent is the function's to say (it has its own template and finds
-        # the openid itself): its failures come back when the worker invokes it.
-        return await queue_notification(
-            session,
-            event=event,
-            channel=Channel.cloud,
-            advisor_id=advisor.advisor_id,
-            template_id=template_id,
-            payload={"event": dict(cloud_event)},
-            fold_key=fold_key,
-            fold_window=fold_window,
-        )
+    message = Message(
+        advisor, event, template, values, page, details, cloud_event, fold_key, fold_window
+    )
+    return (await tell_advisors(session, settings, [message]))[0]
 
+
+async def tell_advisors(
+    session: AsyncSession, settings: Settings, messages: Sequence[Message]
+) -> list[Queued]:
+    """Queue each message as `tell_advisor` would, in order, with a handful of statements
+    for the lot (the sends left to their advisors read at most once)."""
+    specs = [template_spec(settings, message.template) for message in messages]
+    to_cloud = [
+        message.cloud_event is not None and settings.notify_channel == Channel.cloud.value
+        for message in messages
+    ]
+    credits = CreditsOnHand(
+        session,
+        [
+            (message.advisor.advisor_id, spec.template_id)
+            for message, spec, cloud in zip(messages, specs, to_cloud, strict=True)
+            if not cloud
+        ],
+    )
+    outgoing = [
+        _to_cloud(message, spec) if cloud else _direct(message, spec, credits)
+        for message, spec, cloud in zip(messages, specs, to_cloud, strict=True)
+    ]
+    return await queue_notifications(session, outgoing)
+
+
+def _to_cloud(message: Message, spec: Template) -> Outgoing:
+    # Whether it can be sent is the function's to say (it has its own template and finds
+    # the openid itself): its failures come back when the worker invokes it.
+    return Outgoing(
+        event=message.event,
+        channel=Channel.cloud,
+        advisor_id=message.advisor.advisor_id,
+        template_id=spec.template_id or None,
+        payload={"event": dict(message.cloud_event or {})},
+        fold_key=message.fold_key,
+        fold_window=message.fold_window,
+    )
+
+
+def _direct(message: Message, spec: Template, credits: CreditsOnHand) -> Outgoing:
     async def skip_reason() -> str | None:  # asked only if the event does not fold
         return await unsendable_reason(
-            session,
-            advisor_id=advisor.advisor_id,
-            openid=advisor.openid,
+            credits,
+            advisor_id=message.advisor.advisor_id,
+            openid=message.advisor.openid,
             template_id=spec.template_id,
             long_term=spec.long_term,
         )
 
-    return await queue_notification(
-        session,
-        event=event,
+    return Outgoing(
+        event=message.event,
         channel=Channel.direct,
-        advisor_id=advisor.advisor_id,
-        template_id=template_id,
+        advisor_id=message.advisor.advisor_id,
+        template_id=spec.template_id or None,
         payload={
             "template": spec.name.value,
-            "values": dict(values),
-            "page": page,
-            **(details or {}),
+            "values": dict(message.values),
+            "page": message.page,
+            **(message.details or {}),
         },
-        fold_key=fold_key,
-        fold_window=fold_window,
+        fold_key=message.fold_key,
+        fold_window=message.fold_window,
         skip_reason=skip_reason,
     )
