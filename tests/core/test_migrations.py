@@ -10,11 +10,15 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from wxcrm.core.db import Database
+from wxcrm.core.migrations import only_this_dialect
 from wxcrm.models import Base
 
 
 def _differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    include = only_this_dialect(connection.dialect.name)
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": include}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 

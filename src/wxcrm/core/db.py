@@ -345,6 +345,10 @@ def insert_ignoring_conflicts(
     return dialect_insert(session, model).values(**values).on_conflict_do_nothing()
 
 
+# The shortest term a trigram index can serve.
+TRIGRAM = 3
+
+
 # Here, not with the customer filters: the staff search (users/) matches text the same way.
 class ContainsIgnoringCase(ColumnElement[bool]):
     """`term` inside `column` whatever the case, as each database does it cheaply.
@@ -354,6 +358,10 @@ class ContainsIgnoringCase(ColumnElement[bool]):
     as its lower() does), and elsewhere lower() goes on both sides: on PostgreSQL that is 2.3
     times faster than ILIKE (32 against 73 ms over 100,000 customers). lower() for every term
     (SQLAlchemy's icontains) made a search of digits or Chinese two to four times slower.
+
+    On PostgreSQL a term of three characters or more is an ILIKE: a trigram index (pg_trgm,
+    the customers' searched columns) serves LIKE and ILIKE but not lower(column), and needs
+    a whole trigram in the term.
     """
 
     type = Boolean()
@@ -366,6 +374,7 @@ class ContainsIgnoringCase(ColumnElement[bool]):
         ("column", InternalTraversal.dp_clauseelement),
         ("pattern", InternalTraversal.dp_clauseelement),
         ("fold", InternalTraversal.dp_boolean),
+        ("trigrams", InternalTraversal.dp_boolean),
     ]
 
     def __init__(self, column: QueryableAttribute[Any], term: str) -> None:
@@ -373,6 +382,7 @@ class ContainsIgnoringCase(ColumnElement[bool]):
         self.column: ColumnElement[Any] = column.expression
         self.pattern = literal(f"%{escaped}%", String)
         self.fold = term.lower() != term.upper()
+        self.trigrams = len(term) >= TRIGRAM
 
 
 def _sides(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
@@ -382,6 +392,8 @@ def _sides(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> t
 @compiles(ContainsIgnoringCase)
 def _folded_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
     column, pattern = _sides(element, compiler, **kw)
+    if element.trigrams and compiler.dialect.name == "postgresql":
+        return f"{column} ILIKE {pattern} ESCAPE '/'"
     if element.fold:
         return f"lower({column}) LIKE lower({pattern}) ESCAPE '/'"
     return f"{column} LIKE {pattern} ESCAPE '/'"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -66,3 +68,14 @@ async def migrate(engine: AsyncEngine) -> None:
                 await connection.commit()
             if connection.dialect.name == "sqlite":
                 await connection.invalidate()  # never pooled with foreign keys off
+
+
+def only_this_dialect(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object` for comparing the models with a `dialect` database: an
+    index the models make only on another database (`ddl_if`) is not missing here."""
+
+    def include(obj: Any, _name: Any, type_: str, _reflected: bool, _other: Any) -> bool:
+        wanted = getattr(obj, "_ddl_if", None) if type_ == "index" else None
+        return wanted is None or wanted.dialect in (None, dialect)
+
+    return include

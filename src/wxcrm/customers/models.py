@@ -28,6 +28,17 @@ class Customer(IdMixin, TimestampMixin, Base):
         ),
         # The status filter: its count reads only this index, its page no other rows.
         Index("ix_customers_status_created", "contract_status", "created_at", "id"),
+        # PostgreSQL: trigram indexes serve a contains-search of three characters or more
+        # (core.db.ContainsIgnoringCase) in the searched columns.
+        *(
+            Index(
+                f"ix_customers_{column}_trgm",
+                column,
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+            ).ddl_if(dialect="postgresql")
+            for column in ("name", "phone", "wechat_id", "customer_no")
+        ),
     )
 
     # The business number shown to staff: "CUS" + 11 digits.

@@ -8,6 +8,7 @@ from sqlalchemy import JSON
 from sqlalchemy.engine import Connection
 
 from wxcrm.core.db import create_engine
+from wxcrm.core.migrations import only_this_dialect
 from wxcrm.core.models import UTCDateTime
 from wxcrm.core.settings import get_settings
 from wxcrm.models import Base
@@ -32,6 +33,7 @@ def run_on(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=render_item,
+        include_object=only_this_dialect(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

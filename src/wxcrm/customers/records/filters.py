@@ -70,6 +70,11 @@ class CustomerFilters:
     # A contract status left out unless asked for (the mini program hides 流失客户).
     excluded_contract_status: str | None = None
 
+    @property
+    def searches_text(self) -> bool:
+        """Whether text typed by a user narrows the list (its total is then bounded)."""
+        return any((self.search, self.keyword, self.name, self.phone))
+
 
 _Columns = TypeVarTuple("_Columns")
 

@@ -260,6 +260,12 @@ async def delete_customer(session: AsyncSession, user: User, customer_id: str) -
     await session.execute(delete(Customer).where(Customer.id == customer.id))
 
 
+# A text search's total is exact up to this many matches; past it, it is the matches read
+# (one more than the bound, or than the page's end deeper in): counting every match of a
+# broad search read the whole table a second time.
+SEARCH_TOTAL_BOUND = 1000
+
+
 async def list_customers(
     session: AsyncSession,
     user: User,
@@ -270,9 +276,8 @@ async def list_customers(
     offset: int,
     limit: int,
 ) -> tuple[Sequence[Customer], int]:
-    total = await session.scalar(
-        filtered(select(func.count()).select_from(Customer), user, filters)
-    )
+    """A page of the customers `user` may see that pass `filters`, and their total (for a
+    text search, exact up to SEARCH_TOTAL_BOUND matches, a lower bound past it)."""
     column = SORT_COLUMNS[sort]
     if sort is SortField.last_follow_up_at:
         # Never followed up sorts as longest ago, on every database alike.
@@ -280,13 +285,27 @@ async def list_customers(
     else:
         # Plain order on the other (NOT NULL) columns, or PostgreSQL will not use the index.
         order = column.desc() if descending else column.asc()
-    rows = await session.scalars(
-        filtered(select(Customer), user, filters)
-        .order_by(order, Customer.id.desc() if descending else Customer.id.asc())
-        .offset(offset)
-        .limit(limit)
+    ordering = (order, Customer.id.desc() if descending else Customer.id.asc())
+    if filters.searches_text:
+        # One pass over the matches: their ids in order, up to the bound (or this page's
+        # end) and one more; then the page's rows by primary key.
+        cap = max(SEARCH_TOTAL_BOUND, offset + limit) + 1
+        ids = list(
+            await session.scalars(
+                filtered(select(Customer.id), user, filters).order_by(*ordering).limit(cap)
+            )
+        )
+        page = ids[offset : offset + limit]
+        rows = await session.scalars(select(Customer).where(Customer.id.in_(page)))
+        found = {customer.id: customer for customer in rows}
+        return [found[i] for i in page], len(ids)
+    total = await session.scalar(
+        filtered(select(func.count()).select_from(Customer), user, filters)
     )
-    return rows.all(), int(total or 0)
+    listed = await session.scalars(
+        filtered(select(Customer), user, filters).order_by(*ordering).offset(offset).limit(limit)
+    )
+    return listed.all(), int(total or 0)
 
 
 async def detail(
