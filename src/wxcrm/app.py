@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from wxcrm import __version__
 from wxcrm.console.router import router as console_router
-from wxcrm.core.db import Database
+from wxcrm.core.db import Database, refresh_planner_statistics
 from wxcrm.core.errors import ERROR_RESPONSES, install_error_handlers
 from wxcrm.core.groupcommit import GroupCommit
 from wxcrm.core.middleware import (
@@ -88,6 +88,7 @@ def create_app(
         db = app.state.database
         if run_migrations:
             await migrate(db.engine)
+        await refresh_planner_statistics(db)
         settings.signing_key()  # generate the development key now, not on the first login
         async with wechat_http_client(settings.worker_concurrency + 16) as http:
             app.state.wechat = WeChatClient.from_settings(http, db, settings)

@@ -5,6 +5,7 @@ Wiring only: each domain owns its job's logic; this list is what the worker is g
 
 from __future__ import annotations
 
+from wxcrm.core.db import refresh_planner_statistics
 from wxcrm.core.idempotency import forget_expired
 from wxcrm.customers.pool.service import recycle_to_pool
 from wxcrm.customers.reminders import send_follow_up_reminders
@@ -23,6 +24,8 @@ FORGET_IDEMPOTENCY_KEYS_EVERY_SECONDS = 3600.0
 FORGET_OLD_IMPORTS_EVERY_SECONDS = 3600.0
 # Signed-out tokens are refused by their expiry anyway once it passes; dropping them is tidying.
 FORGET_SIGNED_OUT_EVERY_SECONDS = 3600.0
+# The tables grow slowly: hourly statistics keep SQLite's plans right (PostgreSQL: no-op).
+PLANNER_STATISTICS_EVERY_SECONDS = 3600.0
 
 
 def scheduled_jobs() -> list[ScheduledJob]:
@@ -47,5 +50,10 @@ def scheduled_jobs() -> list[ScheduledJob]:
             "forget_signed_out_tokens",
             every_seconds=FORGET_SIGNED_OUT_EVERY_SECONDS,
             run=forget_signed_out,
+        ),
+        ScheduledJob(
+            "refresh_planner_statistics",
+            every_seconds=PLANNER_STATISTICS_EVERY_SECONDS,
+            run=refresh_planner_statistics,
         ),
     ]

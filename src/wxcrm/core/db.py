@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Boolean, ColumnElement, String, event, exc, literal
+from sqlalchemy import Boolean, ColumnElement, String, Table, event, exc, literal
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, ExceptionContext, make_url
@@ -325,7 +325,7 @@ ShortReadsDep = Annotated[ShortReads, Depends(get_short_reads)]
 DatabaseDep = Annotated[Database, Depends(database_dependency)]
 
 
-def dialect_insert(session: AsyncSession, model: type[Any]) -> Any:
+def dialect_insert(session: AsyncSession, model: type[Any] | Table) -> Any:
     """An INSERT that knows its dialect's `ON CONFLICT` clauses (PostgreSQL or SQLite)."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         return postgresql_insert(model)
@@ -403,3 +403,20 @@ def _folded_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw:
 def _sqlite_contains(element: ContainsIgnoringCase, compiler: SQLCompiler, **kw: Any) -> str:
     column, pattern = _sides(element, compiler, **kw)
     return f"{column} LIKE {pattern} ESCAPE '/'"
+
+
+# Rows ANALYZE samples per index on SQLite: statistics in milliseconds, not a full scan.
+SQLITE_ANALYSIS_LIMIT = 1000
+
+
+async def refresh_planner_statistics(database: Database, _settings: Settings | None = None) -> None:
+    """SQLite plans by statistics it keeps only when asked (ANALYZE): without them it walked
+    the whole newest-first index for a phone-prefix search (37 ms over 100,000 customers)
+    instead of the phone's unique index (0.3 ms). Sampled, so cheap enough to run at start
+    and every hour. PostgreSQL's autovacuum keeps its own."""
+    if not database.is_sqlite:
+        return
+    async with database.engine.connect() as connection:
+        await connection.exec_driver_sql(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
+        await connection.exec_driver_sql("ANALYZE")
+        await connection.commit()

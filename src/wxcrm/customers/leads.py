@@ -8,9 +8,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from wxcrm.customers.models import Customer
 
 DEFAULT_LEAD_SOURCE = "其他"
 DEFAULT_CONTRACT_STATUS = "待定"
+_CUSTOMERS = cast(Table, Customer.__table__)
 # Tries before giving up on a free customer number (11 random digits: a clash is rare).
 _NUMBER_TRIES = 5
 
@@ -129,16 +130,18 @@ def _new_customer(lead: WantedLead, now: datetime) -> dict[str, Any]:
 
 async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
     """Insert the customers whose phone is not taken; the phones that were inserted."""
+    # The table, not the entity, and the rows as parameters: one statement compiled once
+    # and cached (rows written into the statement made it compile anew every time).
+    statement = (
+        dialect_insert(session, _CUSTOMERS)
+        .on_conflict_do_nothing(index_elements=["phone"])
+        .returning(_CUSTOMERS.c.phone)
+    )
     for _ in range(_NUMBER_TRIES):
-        statement = (
-            dialect_insert(session, Customer)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["phone"])
-            .returning(Customer.phone)
-        )
         try:
             async with session.begin_nested():
-                return set((await session.execute(statement)).scalars())
+                result = await session.execute(statement, rows)
+                return set(result.scalars())
         except IntegrityError:
             # A customer number was taken: draw them again.
             rows = [{**row, "customer_no": new_customer_number()} for row in rows]

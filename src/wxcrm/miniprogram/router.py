@@ -9,7 +9,7 @@ from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import Envelope
 from wxcrm.core.errors import BadRequest, Forbidden
 from wxcrm.core.ratelimit import RateLimiterDep
-from wxcrm.customers.models import Customer, CustomerAction
+from wxcrm.customers.models import Customer
 from wxcrm.miniprogram import service
 from wxcrm.miniprogram.deps import ActionCallerDep, ActionRecorderDep, CurrentOpenid
 from wxcrm.miniprogram.schemas import (
@@ -167,7 +167,7 @@ async def send_message(
     )
 
 
-def _action_out(action: CustomerAction, *, shown: bool) -> ActionOut:
+def _action_out(action: service.ActionRow, *, shown: bool) -> ActionOut:
     # The record's id only to whoever may see the record: it would confirm to a stranger
     # that the phone they typed is a customer's.
     return ActionOut(
