@@ -371,6 +371,12 @@ async def test_the_options_are_the_configured_lists(
         # Latin letters match whatever their case, on every database.
         ("anna", ["Anna Wu"]),
         ("WU", ["Anna Wu"]),
+        # Longer terms, spaces in them: the name's pieces narrow, the whole term decides.
+        ("张小花", ["张小花"]),
+        ("a w", ["Anna Wu"]),
+        ("ANNA WU", ["Anna Wu"]),
+        ("Anna Wux", []),
+        ("花张", []),
     ],
 )
 async def test_search_by_name_phone_prefix_or_customer_number(
@@ -396,6 +402,24 @@ async def test_search_by_name_phone_prefix_or_customer_number(
     await session.commit()
     found = await list_names(client, team.headers("manager"), search=search)
     assert sorted(found) == sorted(expected)
+
+
+async def test_a_renamed_customer_is_found_by_its_new_name_only(
+    client: httpx.AsyncClient, session: AsyncSession, team: Team
+) -> None:
+    customer = await add_customer(session, team.advisor, name="王大锤")
+    await add_customer(session, team.advisor, name="王小锤")
+    headers = team.headers("manager")
+    renamed = await client.patch(
+        f"/api/customers/{customer.id}", json={"name": "赵铁柱"}, headers=headers
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert await list_names(client, headers, search="铁柱") == ["赵铁柱"]
+    assert await list_names(client, headers, search="大锤") == []
+    assert await list_names(client, headers, search="锤") == ["王小锤"]
+    deleted = await client.delete(f"/api/customers/{customer.id}", headers=team.headers("admin"))
+    assert deleted.status_code == 200, deleted.text
+    assert await list_names(client, headers, search="铁柱") == []
 
 
 FILTER_CASES: list[tuple[dict[str, str], list[str]]] = [

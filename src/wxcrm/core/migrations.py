@@ -70,11 +70,18 @@ async def migrate(engine: AsyncEngine) -> None:
                 await connection.invalidate()  # never pooled with foreign keys off
 
 
+# What migrations keep by hand outside the models (search structures): named so.
+OUTSIDE_MODELS_PREFIX = "search_"
+
+
 def only_this_dialect(dialect: str) -> Callable[..., bool]:
     """Alembic's `include_object` for comparing the models with a `dialect` database: an
-    index the models make only on another database (`ddl_if`) is not missing here."""
+    index the models make only on another database (`ddl_if`) is not missing here, and
+    what the migrations keep outside the models (OUTSIDE_MODELS_PREFIX) is not extra."""
 
-    def include(obj: Any, _name: Any, type_: str, _reflected: bool, _other: Any) -> bool:
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, _other: Any) -> bool:
+        if reflected and (name or "").startswith(OUTSIDE_MODELS_PREFIX):
+            return False
         wanted = getattr(obj, "_ddl_if", None) if type_ == "index" else None
         return wanted is None or wanted.dialect in (None, dialect)
 

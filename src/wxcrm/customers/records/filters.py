@@ -4,12 +4,14 @@ and the follow-up status (跟进状态) rule, written once as SQL for the filter
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Select,
     String,
@@ -17,10 +19,17 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    intersect,
     literal,
     null,
     or_,
+    select,
+    table,
 )
+from sqlalchemy import column as sql_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from wxcrm.core import clock
 from wxcrm.core.db import ContainsIgnoringCase
@@ -85,9 +94,10 @@ def filtered(query: Select[*_Columns], user: User, filters: CustomerFilters) -> 
         query = query.where(search_clause(filters.search))
     if filters.keyword:
         query = query.where(keyword_clause(filters.keyword))
-    for text_column, text in ((Customer.name, filters.name), (Customer.phone, filters.phone)):
-        if text:
-            query = query.where(ContainsIgnoringCase(text_column, text))
+    if filters.name:
+        query = query.where(name_contains(filters.name))
+    if filters.phone:
+        query = query.where(ContainsIgnoringCase(Customer.phone, filters.phone))
     for column, value in (
         (Customer.contract_status, filters.contract_status),
         (Customer.lead_source, filters.lead_source),
@@ -124,7 +134,68 @@ def search_clause(search: str) -> ColumnElement[bool]:
     digits = phone_digits(term).upper().removeprefix("CUS")
     if digits.isdigit():
         return or_(_prefix(Customer.phone, digits), _prefix(Customer.customer_no, f"CUS{digits}"))
-    return ContainsIgnoringCase(Customer.name, term)
+    return name_contains(term)
+
+
+def name_contains(term: str) -> ColumnElement[bool]:
+    """`term` inside the name, ignoring case; from two characters on, only among the
+    customers whose name has the term's two-character pieces (an index finds them)."""
+    contains = ContainsIgnoringCase(Customer.name, term)
+    if len(term) < 2:
+        return contains
+    return and_(_NameBigrams(term), contains)
+
+
+# The migration's bigrams of each customer's name (SQLite; PostgreSQL indexes an expression).
+_BIGRAMS = table("search_customer_name_bigrams", sql_column("bigram"), sql_column("customer_id"))
+# Pieces of the term looked up on SQLite: more narrow less, and each is a lookup.
+_LOOKED_UP = 3
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+class _NameBigrams(ColumnElement[bool]):
+    """The customers whose name has every two-character piece of `term` (a superset of
+    those whose name contains it: the contains-match still decides).
+
+    PostgreSQL: the GIN index on `search_bigrams(name)` (the migration's function).
+    SQLite: the `search_customer_name_bigrams` table its triggers keep, for up to three
+    pieces of the term, lower-cased as SQLite's lower() does (ASCII only).
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy declares it so)
+        ("indexed", InternalTraversal.dp_clauseelement),
+        ("looked_up", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, term: str) -> None:
+        self.indexed = func.search_bigrams(Customer.name).op("@>")(
+            func.search_bigrams(literal(term, String))
+        )
+        folded = term.translate(_ASCII_LOWER)
+        pieces = sorted({folded[i : i + 2] for i in range(len(folded) - 1)})
+        chosen = (
+            pieces
+            if len(pieces) <= _LOOKED_UP
+            else [pieces[0], pieces[len(pieces) // 2], pieces[-1]]
+        )
+        lookups = [
+            select(_BIGRAMS.c.customer_id).where(_BIGRAMS.c.bigram == literal(piece, String))
+            for piece in chosen
+        ]
+        self.looked_up = Customer.id.in_(intersect(*lookups) if len(lookups) > 1 else lookups[0])
+
+
+@compiles(_NameBigrams)
+def _indexed_bigrams(element: _NameBigrams, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.indexed, **kw)
+
+
+@compiles(_NameBigrams, "sqlite")
+def _looked_up_bigrams(element: _NameBigrams, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.looked_up, **kw)
 
 
 def keyword_clause(keyword: str) -> ColumnElement[bool]:
