@@ -43,6 +43,10 @@ bench: install ## Print the benchmarks' figures (SQLite; BENCH_DATABASE_URL for 
 	.venv/bin/python -m bench.logins $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	.venv/bin/python -m bench.import_bombs
 
+.PHONY: bench-speed
+bench-speed: install ## Print the speed figures in one run (SQLite; BENCH_DATABASE_URL for PostgreSQL)
+	.venv/bin/python -m bench.speed $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
+
 .PHONY: lint
 lint: install ## ruff (lint and format check), mypy --strict and the import contracts
 	.venv/bin/ruff check src tests bench

@@ -445,6 +445,8 @@ def main(arguments: argparse.Namespace, url: str) -> None:
             f" default list p50 {p50s[cases[0][0]]:.1f} ms"
         )
 
+        if arguments.batch <= 0:
+            return
         target = seeded.advisors[advisor_name(ADVISORS - 1)]
         for entry in asyncio.run(
             batch_runs(url, base, manager, target, arguments.batch, arguments.runs, process.pid)
@@ -457,7 +459,7 @@ if __name__ == "__main__":
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=300, help="timed, per list query")
     parser.add_argument("--warmup", type=int, default=20, help="untimed, per list query")
-    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=10_000, help="0: no batch assignment")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--database-url", default=None)
     arguments = parser.parse_args()
