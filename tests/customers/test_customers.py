@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import assert_error
@@ -402,6 +402,55 @@ async def test_search_by_name_phone_prefix_or_customer_number(
     await session.commit()
     found = await list_names(client, team.headers("manager"), search=search)
     assert sorted(found) == sorted(expected)
+
+
+async def test_a_broad_search_counts_to_a_thousand_and_still_pages_on(
+    client: httpx.AsyncClient, session: AsyncSession, team: Team
+) -> None:
+    """Past 1,000 matches a text search's total is a lower bound (1,001), not a count of
+    every match; the pages go on as far as the matches do, in both lists."""
+    now = utcnow()
+    await session.execute(
+        insert(Customer),
+        [
+            {
+                "id": new_id(),
+                "customer_no": f"CUS9{n:010d}",
+                "name": f"王某{n}",
+                "phone": f"1370000{n:04d}",
+                "owner_id": team.advisor.id,
+                "assigned_at": now,
+                "created_at": now - timedelta(seconds=n),
+                "updated_at": now,
+            }
+            for n in range(1_030)
+        ],
+    )
+    await add_customer(session, team.advisor, name="李某")
+    await session.commit()
+    headers = team.headers("manager")
+    first = data_of(await client.get("/api/customers", params={"search": "王某"}, headers=headers))
+    assert first["total"] == 1_001
+    assert names(first)[0] == "王某0"
+    last = data_of(
+        await client.get(
+            "/api/customers", params={"search": "王某", "page": 52, "limit": 20}, headers=headers
+        )
+    )
+    assert names(last) == [f"王某{n}" for n in range(1_020, 1_030)]
+    assert last["total"] == 1_030  # the last page's end: every match was read
+    narrow = data_of(
+        await client.get("/api/customers", params={"search": "王某10"}, headers=headers)
+    )
+    assert narrow["total"] == 41  # 王某10, 王某100…王某109, 王某1000…王某1029: counted exactly
+    staff = await client.get(
+        "/api/customers/miniprogram/list",
+        params={"search": "王某", "page": 2, "limit": 50},
+        headers=headers,
+    )
+    page = staff.json()["data"]
+    assert page["total"] == 1_001 and page["hasMore"] is True
+    assert [c["name"] for c in page["customers"]][:2] == ["王某50", "王某51"]
 
 
 async def test_a_renamed_customer_is_found_by_its_new_name_only(

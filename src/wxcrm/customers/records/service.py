@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -266,6 +266,25 @@ async def delete_customer(session: AsyncSession, user: User, customer_id: str) -
 SEARCH_TOTAL_BOUND = 1000
 
 
+async def searched_page(
+    session: AsyncSession,
+    user: User,
+    filters: CustomerFilters,
+    ordering: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+) -> tuple[list[str], int]:
+    """A text search's page of customer ids, in order, and its total: one pass over the
+    matches, their ids up to the bound (or this page's end) and one more."""
+    cap = max(SEARCH_TOTAL_BOUND, offset + limit) + 1
+    ids = list(
+        await session.scalars(
+            filtered(select(Customer.id), user, filters).order_by(*ordering).limit(cap)
+        )
+    )
+    return ids[offset : offset + limit], len(ids)
+
+
 async def list_customers(
     session: AsyncSession,
     user: User,
@@ -287,25 +306,17 @@ async def list_customers(
         order = column.desc() if descending else column.asc()
     ordering = (order, Customer.id.desc() if descending else Customer.id.asc())
     if filters.searches_text:
-        # One pass over the matches: their ids in order, up to the bound (or this page's
-        # end) and one more; then the page's rows by primary key.
-        cap = max(SEARCH_TOTAL_BOUND, offset + limit) + 1
-        ids = list(
-            await session.scalars(
-                filtered(select(Customer.id), user, filters).order_by(*ordering).limit(cap)
-            )
-        )
-        page = ids[offset : offset + limit]
+        page, total = await searched_page(session, user, filters, ordering, offset, limit)
         rows = await session.scalars(select(Customer).where(Customer.id.in_(page)))
         found = {customer.id: customer for customer in rows}
-        return [found[i] for i in page], len(ids)
-    total = await session.scalar(
+        return [found[i] for i in page], total
+    counted = await session.scalar(
         filtered(select(func.count()).select_from(Customer), user, filters)
     )
     listed = await session.scalars(
         filtered(select(Customer), user, filters).order_by(*ordering).offset(offset).limit(limit)
     )
-    return listed.all(), int(total or 0)
+    return listed.all(), int(counted or 0)
 
 
 async def detail(

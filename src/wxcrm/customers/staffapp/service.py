@@ -154,23 +154,39 @@ async def list_customers(
 ) -> StaffCustomerPage:
     """One page of the customers `user` may see, sorted as asked across all pages."""
     filters = _filters(settings, user, query)
-    total = int(
-        await session.scalar(filtered(select(func.count()).select_from(Customer), user, filters))
-        or 0
-    )
     column = records.SORT_COLUMNS[SortField(query.sort_by.value)]
     descending = query.sort_order is SortOrder.desc
     order = column.desc() if descending else column.asc()
     if query.sort_by is SortBy.phone:
         order = order.nulls_last()  # customers reached only on WeChat last, on every database
-    rows = (
-        await session.execute(
-            filtered(select(Customer, follow_up_status()), user, filters)
-            .order_by(order, Customer.id.desc() if descending else Customer.id.asc())
-            .offset((query.page - 1) * query.limit)
-            .limit(query.limit)
+    ordering = (order, Customer.id.desc() if descending else Customer.id.asc())
+    offset = (query.page - 1) * query.limit
+    listed = select(Customer, follow_up_status())
+    if filters.searches_text:
+        # Its total bounded (records.SEARCH_TOTAL_BOUND), from the same pass as its page.
+        page, total = await records.searched_page(
+            session, user, filters, ordering, offset, query.limit
         )
-    ).all()
+        found = {
+            customer.id: (customer, status)
+            for customer, status in await session.execute(listed.where(Customer.id.in_(page)))
+        }
+        rows = [found[customer_id] for customer_id in page]
+    else:
+        total = int(
+            await session.scalar(
+                filtered(select(func.count()).select_from(Customer), user, filters)
+            )
+            or 0
+        )
+        rows = list(
+            await session.execute(
+                filtered(listed, user, filters)
+                .order_by(*ordering)
+                .offset(offset)
+                .limit(query.limit)
+            )
+        )
     named = await people(session, [customer.owner_id for customer, _ in rows])
     items = [
         StaffListItemOut.of(
