@@ -252,7 +252,8 @@ async def record_customer_actions(
 
     if not seen:
         return [_no_advisor() for _ in requests]
-    # The messages first, so each action is written once, already saying whether it notified.
+    # The messages first, so each action is written once, already saying whether it notified
+    # (a process has one settings: the first request's serve the batch).
     queued = await tell_advisors(session, requests[0].settings, [_message(s) for s in seen])
     actions = [_action(s, notified=not q.skipped) for s, q in zip(seen, queued, strict=True)]
     # Core, not the ORM: nothing reads the rows back, and a unit of work per row cost more
