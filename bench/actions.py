@@ -265,9 +265,10 @@ def sampled(output: Path | None, pid: int, seconds: float) -> Iterator[None]:
 
 
 def children(pid: int) -> tuple[int, ...]:
-    """The processes `pid` started (uvicorn's workers), once they all answer."""
+    """The API processes uvicorn's supervisor `pid` spawned (not its resource tracker)."""
     found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return tuple(int(child) for child in found)
+    spawned = [c for c in found if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return tuple(int(child) for child in spawned)
 
 
 def _area(frame: str) -> str:

@@ -53,6 +53,59 @@ def test_serve_starts_on_sqlite_with_embedded_defaults(tmp_path: Path) -> None:
     assert (tmp_path / "data" / ".secret_key").read_text().strip() not in output
 
 
+def api_processes(pid: int) -> list[str]:
+    """The processes uvicorn's supervisor `pid` spawned to serve (not its resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_serve_with_two_workers_runs_two_api_processes_on_one_port(tmp_path: Path) -> None:
+    port = free_port()
+    database = tmp_path / "wxcrm.db"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "SECRET_KEY": "serve-test-secret-key-serve-test-secret-key",
+        "LOG_LEVEL": "INFO",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wxcrm", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        started: list[str] = []
+        while time.monotonic() < deadline and len(started) < 2:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    started = api_processes(server.pid)
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        assert len(started) == 2, "two API processes did not start within 60 s"
+        # Each answers on the shared port: new connections land on either.
+        statuses = {
+            httpx.get(f"http://127.0.0.1:{port}/api/health/live", timeout=5).status_code
+            for _ in range(20)
+        }
+        assert statuses == {200}
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    # Migrated once by the command, before the processes started; each then started its app.
+    assert output.count('"started"') == 2, output
+    tables = {
+        row[0]
+        for row in sqlite3.connect(database).execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        )
+    }
+    assert {"customers", "alembic_version"} <= tables
+
+
 def test_migrate_brings_an_empty_database_to_the_newest_schema(tmp_path: Path) -> None:
     database = tmp_path / "fresh.db"
     env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{database}"}

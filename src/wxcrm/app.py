@@ -15,6 +15,7 @@ from wxcrm.console.router import router as console_router
 from wxcrm.core.db import Database, refresh_planner_statistics
 from wxcrm.core.errors import ERROR_RESPONSES, install_error_handlers
 from wxcrm.core.groupcommit import GroupCommit
+from wxcrm.core.logging import configure_logging
 from wxcrm.core.middleware import (
     BodySizeLimitMiddleware,
     RefuseNulMiddleware,
@@ -159,5 +160,8 @@ def create_app(
 
 
 def create_migrated_app() -> FastAPI:
-    """The app of one of `wxcrm serve --workers N`'s processes: the command has migrated."""
-    return create_app(run_migrations=False)
+    """The app of one of `wxcrm serve --workers N`'s processes: the command has migrated,
+    and this new process logs as the command does."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, run_migrations=False)
