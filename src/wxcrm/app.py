@@ -115,7 +115,11 @@ def create_app(
     app.state.database = database or Database.from_settings(settings)
     app.state.rate_limiter = RateLimiter(settings)
     app.state.action_commits = GroupCommit(
-        app.state.database.writer, record_customer_actions, max_batch=settings.action_batch_max
+        app.state.database.writer,
+        record_customer_actions,
+        max_batch=settings.action_batch_max,
+        # PostgreSQL takes several transactions at once; SQLite one writer at a time.
+        writers=1 if app.state.database.is_sqlite else settings.action_writers,
     )
     install_error_handlers(app)
     # The staff mini program reads a refusal from a success status (its routes' own style).

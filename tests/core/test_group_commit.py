@@ -120,3 +120,25 @@ async def test_nothing_is_answered_before_its_commit(committed: Database) -> Non
         await group.submit("o-never")
     async with committed.reader() as session:
         assert await session.scalar(select(func.count()).select_from(MiniProgramUser)) == 0
+
+
+async def test_with_two_writers_a_slow_batch_does_not_hold_up_the_next(
+    committed: Database,
+) -> None:
+    """On PostgreSQL several batches may be written at once: items that arrive while the
+    only running writer is busy start a second one."""
+    release = asyncio.Event()
+
+    async def first_one_slow(session: AsyncSession, items: Sequence[str]) -> list[str | Exception]:
+        if "o-slow" in items:
+            await release.wait()  # before touching the database: SQLite has one writer
+        return await write_users(session, items)
+
+    group: GroupCommit[str, str] = GroupCommit(committed.writer, first_one_slow, writers=2)
+    slow = asyncio.create_task(group.submit("o-slow"))
+    await asyncio.sleep(0.05)  # the first writer has taken it and waits
+    assert await asyncio.wait_for(group.submit("o-quick"), timeout=10) == "written o-quick"
+    assert not slow.done()
+    release.set()
+    assert await slow == "written o-slow"
+    assert await stored(committed) == {"o-slow", "o-quick"}

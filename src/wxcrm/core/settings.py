@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # Customer actions waiting together are written in one transaction (group commit): at
     # most this many to a transaction.
     action_batch_max: int = Field(100, validation_alias="ACTION_BATCH_MAX", ge=1, le=1000)
+    # On PostgreSQL, up to this many such transactions at once (each holds a connection).
+    action_writers: int = Field(4, validation_alias="ACTION_WRITERS", ge=1, le=32)
 
     secret_key: SecretStr = Field(SecretStr(""), validation_alias="SECRET_KEY")
     staff_token_minutes: int = Field(12 * 60, validation_alias="STAFF_TOKEN_MINUTES", ge=1)
