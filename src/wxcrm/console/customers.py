@@ -314,7 +314,9 @@ async def _list_page(
     context: dict[str, Any] = {
         "query": query,
         "rows": rows,
-        "pager": query.pager(total),
+        "pager": query.pager(
+            total, at_least=query.filters.searches_text and total > service.SEARCH_TOTAL_BOUND
+        ),
         "choices": listing.choices,
         "follow_up_statuses": [s.value for s in FollowUpStatus],
         "owners": [(owner.id, owner.name) for owner in listing.owners],

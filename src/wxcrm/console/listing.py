@@ -62,8 +62,10 @@ class ListQuery:
         query = self.query(**changes)
         return self.path + (f"?{query}" if query else "")
 
-    def pager(self, total: int) -> Pager:
-        return Pager(total=total, page=self.page, limit=self.limit, sizes=self.sizes)
+    def pager(self, total: int, *, at_least: bool = False) -> Pager:
+        return Pager(
+            total=total, page=self.page, limit=self.limit, sizes=self.sizes, at_least=at_least
+        )
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Pager:
     page: int
     limit: int
     sizes: tuple[int, ...] = PAGE_SIZES
+    # `total` is a lower bound (a broad text search stops counting): 超过 N 条, not 共 N 条.
+    at_least: bool = False
 
     @property
     def pages(self) -> int:
