@@ -1,9 +1,10 @@
 """Group commit: what concurrent requests ask to write, written together in one transaction.
 
 A request hands its item to the process's `GroupCommit` and waits. A writer takes every
-item waiting at that moment (up to a bound), writes them in one transaction and commits; each request is answered only after that commit, so nothing acknowledged is
-lost. Items that arrive while a batch is written make the next batch: under load a
-transaction carries many items, and alone an item is written at once.
+item waiting at that moment (up to a bound), writes them in one transaction and commits;
+each request is answered only after that commit, so nothing acknowledged is lost. Items
+that arrive while a batch is written make the next batch: under load a transaction carries
+many items, and alone an item is written at once.
 
 The writer is a short-lived task, started by the first item that finds none running and
 ended when nothing waits: no background task to start or stop with the app. With
