@@ -39,6 +39,7 @@ from wxcrm.miniprogram.router import router as miniprogram_router
 from wxcrm.miniprogram.service import record_customer_actions
 from wxcrm.notifications.router import router as notifications_router
 from wxcrm.notifications.worker import DeliveryWorker
+from wxcrm.ops.metrics import router as metrics_router
 from wxcrm.ops.router import router as health_router
 from wxcrm.users.router import router as auth_router
 from wxcrm.wechat.client import WeChatClient
@@ -149,6 +150,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(auth_router)
     app.include_router(notifications_router)
     app.include_router(miniprogram_router)

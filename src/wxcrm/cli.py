@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.db import Database
 from wxcrm.core.errors import AppError
 from wxcrm.core.logging import configure_logging
+from wxcrm.core.metrics import MULTIPROCESS_DIR_VARIABLE, multiprocess_dir
 from wxcrm.core.migrations import migrate as run_migrations
 from wxcrm.core.settings import get_settings
 from wxcrm.jobs import scheduled_jobs
@@ -33,7 +38,16 @@ app.add_typer(users_app, name="users")
 
 
 def _setup_logging() -> None:
-    settings = get_settings()
+    """Read the settings, refusing to go on (one line each, exit 2) with what is missing or
+    wrong, and log as they say."""
+    try:
+        settings = get_settings()
+    except ValidationError as refused:
+        for error in refused.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"error: configuration: {where + ': ' if where else ''}{message}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format)
 
 
@@ -65,7 +79,24 @@ def serve(
     # Migrated here once; then each process builds its own app (its own pool, group commit
     # and embedded worker): they share only the database (and Redis for rate limits).
     asyncio.run(_migrate())
-    uvicorn.run("wxcrm.app:create_migrated_app", factory=True, workers=workers, **options)
+    with _shared_metrics():
+        uvicorn.run("wxcrm.app:create_migrated_app", factory=True, workers=workers, **options)
+
+
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """Let the processes about to start count into one directory, so that any one's
+    /metrics answers for all; a directory of our own unless the operator named one."""
+    if multiprocess_dir() is not None:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="wxcrm-metrics-") as directory:
+        # Read by prometheus-client when each new process imports it.
+        os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR_VARIABLE]
 
 
 @app.command()

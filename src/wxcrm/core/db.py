@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.util import await_only
 
+from wxcrm.core.metrics import DB_CONNECTIONS_IN_USE, DB_POOL_TIMEOUTS, DB_POOL_WAITS
 from wxcrm.core.settings import Settings
 
 # Seconds a SQLite writer waits for another writer's lock before giving up.
@@ -75,28 +77,37 @@ class FairQueuePool(AsyncAdaptedQueuePool):
 
     def _do_get(self) -> ConnectionPoolEntry:
         if not await_only(self._take_turn()):
+            DB_POOL_TIMEOUTS.inc()
             raise exc.TimeoutError(
                 f"QueuePool limit of size {self.size()} overflow {self._max_overflow} reached,"
                 f" connection timed out, timeout {self._timeout:.2f}"
             )
         try:
-            return super()._do_get()
+            record = super()._do_get()
         except BaseException:
             self._turns.release()
             raise
+        DB_CONNECTIONS_IN_USE.inc()
+        return record
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         try:
             super()._do_return_conn(record)
         finally:
+            DB_CONNECTIONS_IN_USE.dec()
             self._turns.release()
 
     async def _take_turn(self) -> bool:
+        if not self._turns.locked():
+            await self._turns.acquire()  # a free connection: no wait
+            return True
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
                 await self._turns.acquire()
         except TimeoutError:
             return False
+        DB_POOL_WAITS.observe(time.perf_counter() - started)
         return True
 
 

@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: request ids with an access log line, body size limits, NUL
-characters refused at the door, and the headers every answer carries."""
+"""Pure ASGI middleware: request ids with an access log line and the request metrics,
+body size limits, NUL characters refused at the door, and the headers every answer carries."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wxcrm.core.envelope import error_response
+from wxcrm.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = structlog.get_logger("wxcrm.request")
 
@@ -22,7 +23,13 @@ _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestContextMiddleware:
-    """Binds a request id to every log line of the request and logs one line at its end."""
+    """Binds a request id to every log line of the request, and at its end logs one access
+    line (with who called, when a route's credential said) and counts it in the metrics.
+
+    An `X-Request-ID` from the proxy in front is kept (when it is a plain token of up to 64
+    characters), so the proxy's log and ours name a request alike; either way the answer
+    carries it back.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,13 +61,27 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            route = route_template(scope)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            HTTP_LATENCY.labels(route, method).observe(seconds)
             log.info(
                 "request",
-                method=scope["method"],
+                method=method,
+                route=route,
                 path=scope["path"],
                 status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(seconds * 1000, 1),
             )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/api/customers/{customer_id}`), so that metrics
+    have one series per route, not per customer; `unmatched` when no route took it."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 class _BodyTooLarge(StarletteHTTPException):

@@ -24,6 +24,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from wxcrm.core.errors import RateLimited
+from wxcrm.core.metrics import RATE_LIMIT_REFUSALS
 from wxcrm.core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -141,6 +142,7 @@ class RateLimiter:
             except StorageError:
                 waits.append(window.get_expiry())
         retry_after = max(1, math.ceil(max(waits)))
+        RATE_LIMIT_REFUSALS.labels(rule.name).inc()
         log.info("rate limited", rule=rule.name, retry_after=retry_after)
         raise RateLimited(
             f"请求过于频繁，请{_wait_words(retry_after)}后再试",

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changethis", "change-me", "secret", "your_app_secret_here", "需要配置真实的secret"}
 )
+# The AppID of the examples and the simulator, no mini program's.
+PLACEHOLDER_APP_ID = "wx0000000000000000"
+# `limits`' Redis storages, whose counts every process shares.
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://", "redis+cluster://")
 _CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
@@ -70,7 +74,7 @@ class Settings(BaseSettings):
     )
 
     wechat_app_id: str = Field(
-        "wx0000000000000000", validation_alias=AliasChoices("WECHAT_APP_ID", "MINIPROGRAM_APPID")
+        PLACEHOLDER_APP_ID, validation_alias=AliasChoices("WECHAT_APP_ID", "MINIPROGRAM_APPID")
     )
     wechat_app_secret: SecretStr = Field(
         SecretStr(""),
@@ -240,6 +244,10 @@ class Settings(BaseSettings):
     cors_allow_origins: list[str] = Field(
         default_factory=list, validation_alias="CORS_ALLOW_ORIGINS"
     )
+    # GET /metrics: with a token set, only `Authorization: Bearer <token>` reads it; without
+    # one it is open unless METRICS_PUBLIC says otherwise (default: open outside production).
+    metrics_token: SecretStr = Field(SecretStr(""), validation_alias="METRICS_TOKEN")
+    metrics_public: bool | None = Field(None, validation_alias="METRICS_PUBLIC")
     log_format: Literal["json", "console"] = Field("json", validation_alias="LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
 
@@ -270,7 +278,37 @@ class Settings(BaseSettings):
                 f"{' and '.join(problems)} must be set to a real secret when WXCRM_ENV={self.env}"
                 " (placeholders such as 'changethis' are refused)"
             )
+        missing = self.production_gaps()
+        if missing:
+            raise ValueError(
+                f"WXCRM_ENV={self.env} needs " + "; ".join(missing) + " (README: Deployment)"
+            )
         return self
+
+    def production_gaps(self) -> list[str]:
+        """What a production deployment must set and this one has not (values never shown:
+        a URL may carry a password)."""
+        gaps = []
+        if self.wechat_app_id in ("", PLACEHOLDER_APP_ID):
+            gaps.append("WECHAT_APP_ID: the mini program's AppID")
+        if _backend(self.database_url) != "postgresql":
+            gaps.append("DATABASE_URL: a PostgreSQL database (postgresql+asyncpg://…)")
+        if self.rate_limit_enabled and not self.rate_limit_storage_url.startswith(_REDIS_SCHEMES):
+            gaps.append("RATE_LIMIT_STORAGE_URL: Redis (redis://…), shared by every process")
+        for variable, template_id in (
+            ("WECHAT_TEMPLATE_CUSTOMER_ACTION", self.wechat_template_customer_action),
+            ("WECHAT_TEMPLATE_CUSTOMER_ASSIGNED", self.wechat_template_customer_assigned),
+        ):
+            if not template_id.strip():
+                gaps.append(f"{variable}: the subscribe-message template id")
+        return gaps
+
+    @property
+    def metrics_open(self) -> bool:
+        """Whether /metrics answers without a token (when no METRICS_TOKEN is set)."""
+        if self.metrics_public is None:
+            return self.env is not Environment.production
+        return self.metrics_public
 
     @property
     def docs_enabled(self) -> bool:
@@ -314,6 +352,11 @@ class Settings(BaseSettings):
         except FileExistsError:
             return key_file.read_text().strip()
         return key
+
+
+def _backend(url: str) -> str:
+    """`postgresql` of postgresql+asyncpg://…; empty for no URL."""
+    return url.split(":", 1)[0].split("+", 1)[0] if "://" in url else ""
 
 
 @lru_cache

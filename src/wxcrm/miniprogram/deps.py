@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from wxcrm.core.deps import SettingsDep, bearer
 from wxcrm.core.errors import Unauthorized
+from wxcrm.core.logging import identify_caller
 from wxcrm.core.security import InvalidToken, decode_token
 from wxcrm.miniprogram.service import ActionRequest, RecordedAction
 
@@ -27,7 +28,9 @@ async def get_openid(
     except InvalidToken as exc:
         message = "小程序登录已过期，请重新登录" if str(exc) == "expired" else "小程序登录凭证无效"
         raise Unauthorized(message) from exc
-    return str(claims["sub"])
+    openid = str(claims["sub"])
+    identify_caller(openid=openid)
+    return openid
 
 
 CurrentOpenid = Annotated[str, Depends(get_openid)]

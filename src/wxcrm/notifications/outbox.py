@@ -12,12 +12,15 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import structlog
 from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.models import utcnow
 from wxcrm.notifications.models import Notification, NotificationStatus
+
+log = structlog.get_logger(__name__)
 
 # PostgreSQL workers LISTEN on this channel; NOTIFY is delivered when the transaction commits.
 WAKE_CHANNEL = "wxcrm_outbox"
@@ -151,6 +154,15 @@ async def _queue(session: AsyncSession, batch: Sequence[Outgoing]) -> list[Queue
     await session.flush()
     if any(not q.folded and not q.skipped for q in queued):
         await wake_workers(session)
+    for entry in queued:  # in the transaction of the change they tell of
+        row = entry.notification
+        log.info(
+            "notification folded" if entry.folded else "notification queued",
+            notification_id=row.id,
+            notification_event=row.event,
+            advisor_id=row.advisor_id,
+            status=row.status,
+        )
     return queued
 
 

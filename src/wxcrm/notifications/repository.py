@@ -104,6 +104,14 @@ class NotificationRepository:
         counts.update({str(status): int(count) for status, count in rows.all()})
         return counts
 
+    async def oldest_undelivered_at(self) -> datetime | None:
+        """When the oldest message still waiting to be delivered (pending or being sent) was
+        queued; None when none waits."""
+        waiting = (NotificationStatus.pending.value, NotificationStatus.sending.value)
+        return await self.session.scalar(
+            select(func.min(Notification.created_at)).where(Notification.status.in_(waiting))
+        )
+
     async def last_sent(self, advisor_ids: Collection[str]) -> dict[str, datetime]:
         """When each of these advisors was last sent a message (advisors never sent one
         are left out)."""

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.db import Database
 from wxcrm.core.ids import new_id
+from wxcrm.core.metrics import DELIVERIES, errcode_label
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.notifications.delivery import Delivery, Outcome, deliver
@@ -53,6 +54,13 @@ FLUSH_DELAY_S = 0.02
 FAILURE_BACKOFF_MAX_S = 30.0
 
 N = Notification
+# A delivery's outcome as the metrics name it: a `pending` row is one to be tried again.
+_OUTCOME_LABELS = {
+    NotificationStatus.sent: "sent",
+    NotificationStatus.pending: "retry",
+    NotificationStatus.failed: "failed",
+    NotificationStatus.skipped: "skipped",
+}
 # Core tables for the batched writes: the ORM's bulk paths cost more than the sends.
 _NOTIFICATIONS = cast(Table, Notification.__table__)
 _ATTEMPTS = cast(Table, NotificationAttempt.__table__)
@@ -208,6 +216,7 @@ class DeliveryWorker:
     async def _deliver(self, delivery: Delivery) -> None:
         try:
             outcome = await deliver(delivery, self.wechat, self.settings, self.retry)
+            DELIVERIES.labels(_OUTCOME_LABELS[outcome.status], errcode_label(outcome.errcode)).inc()
             self._outcomes.append((delivery, outcome))
             self._pending_flush.set()
         finally:
@@ -312,6 +321,13 @@ class DeliveryWorker:
             ready, skipped = await self._prepare(session, deliveries)
             await self._settle_skipped(session, skipped, now)
             await session.commit()
+        for delivery in ready:
+            self.log.info(
+                "notification claimed", notification_id=delivery.id, attempt=delivery.attempts
+            )
+        for delivery, reason in skipped:
+            DELIVERIES.labels("skipped", errcode_label(None)).inc()
+            self.log.info("notification skipped", notification_id=delivery.id, reason=reason)
         return ready
 
     async def _prepare(
@@ -388,7 +404,6 @@ class DeliveryWorker:
                     for delivery, reason in skipped
                 ],
             )
-            self.log.info("notifications skipped", count=len(skipped))
 
     # -- recording outcomes -------------------------------------------------------------------
 
@@ -438,7 +453,13 @@ class DeliveryWorker:
                 [_attempt_row(d, o, self.id, o.started_at, now) for d, o in outcomes],
             )
             await session.commit()
-        self.log.debug("outcomes recorded", sent=len(sent), other=len(others))
+        for delivery, outcome in sent:
+            self.log.info(
+                "notification sent",
+                notification_id=delivery.id,
+                attempt=delivery.attempts,
+                msgid=outcome.msgid,
+            )
 
     async def _record_failure(
         self, session: AsyncSession, delivery: Delivery, outcome: Outcome, now: datetime

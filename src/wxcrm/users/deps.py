@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from wxcrm.core.db import ShortReadsDep
 from wxcrm.core.deps import SettingsDep, bearer
 from wxcrm.core.errors import Forbidden, Unauthorized
+from wxcrm.core.logging import identify_caller
 from wxcrm.core.security import InvalidToken, decode_token
 from wxcrm.users.models import Role, User
 from wxcrm.users.repository import UserRepository
@@ -47,6 +48,7 @@ async def get_current_user(
         raise Unauthorized("账号不存在或已停用")
     if _issued_before(claims, user.password_changed_at):
         raise Unauthorized("密码已修改，请重新登录")
+    identify_caller(staff_id=user.id)
     return user
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.core.db import Database, rowcount
 from wxcrm.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from wxcrm.core.logging import openid_hash
 from wxcrm.core.models import utcnow
 from wxcrm.core.phones import normalize_phone
 from wxcrm.core.security import (
@@ -343,14 +343,14 @@ async def bind_openid(
             "staff openid moved to another account",
             from_user_id=moved_from,
             to_user_id=user.id,
-            openid_sha256=openid_fingerprint(openid),
+            openid_sha256=openid_hash(openid),
         )
     if replaced is not None:
         log.warning(
             "staff account rebound to another wechat",
             user_id=user.id,
-            from_openid_sha256=openid_fingerprint(replaced),
-            to_openid_sha256=openid_fingerprint(openid),
+            from_openid_sha256=openid_hash(replaced),
+            to_openid_sha256=openid_hash(openid),
         )
 
 
@@ -359,7 +359,7 @@ async def unbind_openid(session: AsyncSession, user: User) -> bool:
     comes from; whether one was bound."""
     if user.openid is None:
         return False
-    log.info("staff openid unbound", user_id=user.id, openid_sha256=openid_fingerprint(user.openid))
+    log.info("staff openid unbound", user_id=user.id, openid_sha256=openid_hash(user.openid))
     user.openid = None
     await session.flush()
     return True
@@ -371,14 +371,9 @@ def _bound_elsewhere(user_id: str, openid: str) -> Unauthorized:
     log.warning(
         "staff phone login from another wechat refused",
         user_id=user_id,
-        openid_sha256=openid_fingerprint(openid),
+        openid_sha256=openid_hash(openid),
     )
     return Unauthorized(BOUND_TO_ANOTHER_WECHAT)
-
-
-def openid_fingerprint(openid: str) -> str:
-    """What logs say of an openid: enough to match two lines, not the openid itself."""
-    return hashlib.sha256(openid.encode()).hexdigest()[:16]
 
 
 async def sign_out(session: AsyncSession, settings: Settings, token: str) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import or_, select, update
 
 from wxcrm.core.clock import business_day
 from wxcrm.core.db import Database, insert_ignoring_conflicts
+from wxcrm.core.metrics import TOKEN_FETCHES
 from wxcrm.core.models import utcnow
 from wxcrm.wechat.errors import WeChatError
 from wxcrm.wechat.models import WeChatToken
@@ -115,7 +116,7 @@ class TokenStore:
         try:
             if force:
                 await self._count_force_refresh()
-            issued = await self._fetch(force)
+            issued = await self._fetch_counted(force)
         except BaseException:
             await self._release_lease()
             raise
@@ -137,6 +138,15 @@ class TokenStore:
         self._seen = _Stored(issued.access_token, expires_at)
         log.info("wechat token refreshed", app_id=self._app_id, force=force)
         return issued.access_token
+
+    async def _fetch_counted(self, force: bool) -> IssuedToken:
+        outcome = "error"
+        try:
+            issued = await self._fetch(force)
+            outcome = "ok"
+            return issued
+        finally:
+            TOKEN_FETCHES.labels(str(force).lower(), outcome).inc()
 
     async def _count_force_refresh(self) -> None:
         """Spend one of today's force refreshes, or refuse if WeChat's limits forbid one."""

@@ -23,6 +23,7 @@ from wxcrm.core import clock
 from wxcrm.core.db import Database
 from wxcrm.core.errors import NotFound
 from wxcrm.core.ids import new_id
+from wxcrm.core.metrics import POOL_CLAIMS, POOL_RECYCLES, count_on_commit
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.customers.batch import BatchResult, Refusal
@@ -251,6 +252,7 @@ async def claim(
         channel=PoolChannel.claim,
         at=now,
     )
+    count_on_commit(session, POOL_CLAIMS, len(result.done))
     _expire(session, found.values())
     return result
 
@@ -496,6 +498,7 @@ async def _recycle(database: Database, settings: Settings, now: datetime) -> int
                 at=now,
             )
             await session.commit()
+        POOL_RECYCLES.inc(len(moved))
         recycled += len(moved)
         if len(ids) < _JOB_BATCH:
             return recycled
