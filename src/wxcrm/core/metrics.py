@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # No `_created` series beside each counter: Prometheus needs none, and they double the lines.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Seconds; the API answers in milliseconds, a slow list or an import in seconds.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
