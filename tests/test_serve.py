@@ -92,6 +92,10 @@ def test_serve_with_two_workers_runs_two_api_processes_on_one_port(tmp_path: Pat
             for _ in range(20)
         }
         assert statuses == {200}
+        # Whichever process answers the scrape counts both processes' requests.
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        live = 'wxcrm_http_requests_total{method="GET",route="/api/health/live",status="200"}'
+        assert f"{live} 20.0" in metrics.splitlines()
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)
