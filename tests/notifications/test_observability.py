@@ -164,7 +164,7 @@ async def test_a_notification_can_be_followed_in_the_log_from_queue_to_outcome(
     assert trail == [
         ("notification queued", None, None),
         ("notification claimed", 1, None),
-        ("notification not delivered", None, -1),
+        ("notification not delivered", 1, -1),
         ("notification claimed", 2, None),
         ("notification sent", 2, None),
     ]

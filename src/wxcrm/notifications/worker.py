@@ -501,7 +501,7 @@ class DeliveryWorker:
             status=outcome.status.value,
             errcode=outcome.errcode,
             errmsg=outcome.errmsg,
-            attempts=delivery.attempts,
+            attempt=delivery.attempts,
         )
 
     # -- liveness -----------------------------------------------------------------------------
