@@ -61,7 +61,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.actions import SECRET_KEY, customer_address
-from bench.common import SIM_APP_ID, SIM_SECRET, free_port, fresh_database, simulator
+from bench.common import (
+    SIM_APP_ID,
+    SIM_SECRET,
+    free_port,
+    fresh_database,
+    percentile,
+    simulator,
+)
 from bench.drain import unsettled
 from wxcrm.core.db import Database
 from wxcrm.core.logging import configure_logging
@@ -363,6 +370,7 @@ class Traffic:
     statuses: Counter[tuple[int, int]] = field(default_factory=Counter)
     errors: Counter[tuple[int, str]] = field(default_factory=Counter)
     kinds: Counter[tuple[str, str]] = field(default_factory=Counter)
+    latencies: dict[str, list[float]] = field(default_factory=dict)  # answered, by kind
 
     async def call(
         self,
@@ -375,12 +383,14 @@ class Traffic:
     ) -> httpx.Response | None:
         """The answer, or None when none came (refused, reset, timed out)."""
         self.sent[port] += 1
+        began = time.perf_counter()
         try:
             response = await client.request(method, f"http://127.0.0.1:{port}{path}", **options)
         except httpx.HTTPError as error:
             self.errors[(port, type(error).__name__)] += 1
             self.kinds[(kind, type(error).__name__)] += 1
             return None
+        self.latencies.setdefault(kind, []).append(time.perf_counter() - began)
         self.answered[port] += 1
         self.statuses[(port, response.status_code)] += 1
         self.kinds[(kind, str(response.status_code))] += 1
@@ -856,10 +866,13 @@ async def run(
     arguments: argparse.Namespace,
 ) -> Outcome:
     ports = [api.port or 0 for api in apis]
-    limits = httpx.Limits(max_connections=arguments.concurrency * 2)
+    # Idle connections closed before the servers' 5 s keep-alive ends: a request never goes
+    # out on a connection the server is closing (an error that would not be the kill's).
+    limits = httpx.Limits(max_connections=arguments.concurrency * 2, keepalive_expiry=2.0)
     async with (
         httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client,
-        SimControl(sim_url) as control,
+        httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as sim_http,
+        SimControl(sim_url, http=sim_http) as control,
     ):
         checks = Load(client, control, Balancer(ports), seeded, secrets.token_hex(4))
         shared = await shared_limits(checks, ports)
@@ -995,7 +1008,12 @@ def report(outcome: Outcome, apis: Sequence[Child], workers: Sequence[Child]) ->
     kinds = sorted({kind for kind, _ in traffic.kinds})
     for kind in kinds:
         outcomes = Counter({o: n for (k, o), n in traffic.kinds.items() if k == kind})
-        out.row(f"  {kind}", counted(outcomes))
+        took = traffic.latencies.get(kind) or [0.0]
+        out.row(
+            f"  {kind}",
+            f"{counted(outcomes)}; p50 {percentile(took, 0.5) * 1000:.0f} ms,"
+            f" p99 {percentile(took, 0.99) * 1000:.0f} ms",
+        )
     out.row(
         "mini-program customers",
         f"{load.customers} logged in or tried, {ADVISORS} of them without a phone;"
@@ -1186,8 +1204,10 @@ def main(arguments: argparse.Namespace) -> int:
         stack.callback(
             lambda: asyncio.run(rate_limit_storage(arguments.redis_url, prefix, clear=True))
         )
+        began = time.monotonic()
         asyncio.run(recreate_database(url, create=True))
         seeded = asyncio.run(prepare(url))
+        print(f"scaleout: migrated and seeded in {time.monotonic() - began:.1f} s", flush=True)
         sim = stack.enter_context(simulator())
         asyncio.run(prepare_simulator(sim.url, seeded))
         children = Children(folder)

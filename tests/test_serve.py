@@ -130,3 +130,28 @@ def test_migrate_brings_an_empty_database_to_the_newest_schema(tmp_path: Path) -
         )
     }
     assert {"users", "customers", "notifications", "wechat_tokens"} <= tables
+
+
+def test_serve_refuses_to_start_in_production_without_its_settings(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "WXCRM_"))}
+    env |= {
+        "WXCRM_ENV": "production",
+        "SECRET_KEY": "a-real-signing-key-of-the-deployment",
+        "WECHAT_APP_SECRET": "a-real-app-secret",
+        "DATABASE_URL": "postgresql+asyncpg://wxcrm:db-password-2@127.0.0.1:9/wxcrm",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "wxcrm", "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: configuration: WXCRM_ENV=production needs ")
+    for named in ("WECHAT_APP_ID", "RATE_LIMIT_STORAGE_URL", "WECHAT_TEMPLATE_CUSTOMER_ACTION"):
+        assert named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "db-password-2" not in result.stdout + result.stderr

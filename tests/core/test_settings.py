@@ -35,10 +35,50 @@ def test_production_refuses_missing_or_placeholder_secrets(
         assert app_secret not in message  # the refused value is never echoed
 
 
-def test_production_starts_with_real_secrets() -> None:
-    settings = make(env="production", secret_key="k" * 40, wechat_app_secret="s" * 32)
+PRODUCTION = {
+    "env": "production",
+    "secret_key": "k" * 40,
+    "wechat_app_secret": "s" * 32,
+    "wechat_app_id": "wxb2c4e35d16d99fd3",
+    "database_url": "postgresql+asyncpg://wxcrm:db-password-1@db.internal/wxcrm",
+    "rate_limit_storage_url": "redis://127.0.0.1:6379/0",
+    "wechat_template_customer_action": "tmpl-action",
+    "wechat_template_customer_assigned": "tmpl-assigned",
+}
+
+
+def test_production_starts_with_its_settings() -> None:
+    settings = make(**PRODUCTION)
     assert settings.signing_key() == "k" * 40
     assert "s" * 32 not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"wechat_app_id": "wx0000000000000000"}, "WECHAT_APP_ID"),
+        ({"database_url": ""}, "DATABASE_URL"),
+        ({"database_url": "sqlite+aiosqlite:///data/wxcrm.db"}, "DATABASE_URL"),
+        ({"rate_limit_storage_url": "memory://"}, "RATE_LIMIT_STORAGE_URL"),
+        ({"wechat_template_customer_action": ""}, "WECHAT_TEMPLATE_CUSTOMER_ACTION"),
+        ({"wechat_template_customer_assigned": " "}, "WECHAT_TEMPLATE_CUSTOMER_ASSIGNED"),
+    ],
+)
+def test_production_refuses_to_start_without_what_it_needs(
+    changes: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(**(PRODUCTION | changes))
+    message = str(caught.value)
+    assert named in message
+    assert "db-password-1" not in message
+
+
+def test_production_without_rate_limits_needs_no_redis() -> None:
+    settings = make(
+        **(PRODUCTION | {"rate_limit_enabled": False, "rate_limit_storage_url": "memory://"})
+    )
+    assert settings.production_gaps() == []
 
 
 def test_aliases_of_the_original_system_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
