@@ -1,12 +1,15 @@
 """Connections go to requests in the order they asked: a request that has waited is not
-overtaken by one that asks the moment a connection comes back."""
+overtaken by one that asks the moment a connection comes back; and the pool says in its
+metrics how many are in use, who waited and who gave up."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import exc, text
 
 from wxcrm.core.db import Database, PoolLimits
 
@@ -35,3 +38,42 @@ async def test_a_returned_connection_goes_to_the_longest_waiter(tmp_path: Path) 
     finally:
         await database.dispose()
     assert served == ["first", "second", "newcomer"]
+
+
+def _sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_the_pool_counts_connections_in_use_waits_and_timeouts(tmp_path: Path) -> None:
+    database = Database.from_url(
+        f"sqlite+aiosqlite:///{tmp_path / 'counted.db'}",
+        pool=PoolLimits(size=1, max_overflow=0, timeout=0.3),
+    )
+    in_use = _sample("wxcrm_db_pool_connections_in_use")
+    waits = _sample("wxcrm_db_pool_wait_seconds_count")
+    timeouts = _sample("wxcrm_db_pool_timeouts_total")
+    try:
+        holder = await database.engine.connect()
+        await holder.execute(text("SELECT 1"))
+        assert _sample("wxcrm_db_pool_connections_in_use") == in_use + 1
+        assert _sample("wxcrm_db_pool_wait_seconds_count") == waits  # the first did not wait
+
+        with pytest.raises(exc.TimeoutError):
+            async with database.engine.connect():
+                pass
+        assert _sample("wxcrm_db_pool_timeouts_total") == timeouts + 1
+
+        async def release_soon() -> None:
+            await asyncio.sleep(0.05)
+            await holder.close()
+
+        releasing = asyncio.create_task(release_soon())
+        async with database.engine.connect() as waited:
+            await waited.execute(text("SELECT 1"))
+            assert _sample("wxcrm_db_pool_connections_in_use") == in_use + 1
+        await releasing
+        assert _sample("wxcrm_db_pool_wait_seconds_count") == waits + 1
+        assert _sample("wxcrm_db_pool_wait_seconds_sum") > 0
+        assert _sample("wxcrm_db_pool_connections_in_use") == in_use
+    finally:
+        await database.dispose()
