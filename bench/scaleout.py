@@ -64,8 +64,11 @@ from bench.actions import SECRET_KEY, customer_address
 from bench.common import (
     SIM_APP_ID,
     SIM_SECRET,
+    cpu_seconds,
     free_port,
     fresh_database,
+    machine_busy_seconds,
+    named_cpu_seconds,
     percentile,
     simulator,
 )
@@ -842,6 +845,29 @@ def match(stored: Stored, messages: list[dict[str, Any]]) -> Matched:
 # -- the run ---------------------------------------------------------------------------------------
 
 
+class CpuMeter:
+    """CPU seconds used over the load: each process of ours (a killed one up to its kill),
+    the simulator, PostgreSQL's processes, this client, and the machine as a whole."""
+
+    def __init__(self, children: Sequence[Child], sim_pid: int) -> None:
+        self.pids = {child.name: child.pid for child in children} | {"simulator": sim_pid}
+        self.used: dict[str, float] = {}
+        self.start = self.sample()
+
+    def sample(self) -> dict[str, float]:
+        return {
+            **{name: cpu_seconds(pid) for name, pid in self.pids.items()},
+            "postgres": named_cpu_seconds("postgres"),
+            "this client": time.process_time(),
+            "machine (all cores)": machine_busy_seconds(),
+        }
+
+    def stop(self, *names: str) -> None:
+        """The end for `names` (all when none is given) is now."""
+        now = {k: v for k, v in self.sample().items() if not names or k in names}
+        self.used |= {name: value - self.start[name] for name, value in now.items()}
+
+
 @dataclass
 class Outcome:
     seconds: float
@@ -855,10 +881,12 @@ class Outcome:
     messages: list[dict[str, Any]]
     stats: dict[str, Any]
     kill_codes: tuple[int | None, int | None] = (None, None)
+    cpu: dict[str, float] = field(default_factory=dict)  # seconds over the load, by process
 
 
 async def run(
     url: str,
+    sim_pid: int,
     sim_url: str,
     seeded: Seeded,
     apis: Sequence[Child],
@@ -882,6 +910,7 @@ async def run(
         load = Load(client, control, Balancer(ports), seeded, checks.run_id, acks=checks.acks)
         load.sequence = checks.sequence
         victim_api, victim_worker = apis[-1], workers[-1]
+        cpu = CpuMeter([*apis, *workers], sim_pid)
         started = time.monotonic()
         load.ends_at = started + arguments.seconds
         killed_at = 0.0
@@ -889,6 +918,7 @@ async def run(
         async def kill_half_way() -> None:
             nonlocal killed_at
             await asyncio.sleep(arguments.seconds / 2)
+            cpu.stop(victim_api.name, victim_worker.name)
             os.kill(victim_api.pid, signal.SIGKILL)
             os.kill(victim_worker.pid, signal.SIGKILL)
             load.balancer.down(victim_api.port or 0)  # from now on only the survivor
@@ -914,6 +944,7 @@ async def run(
             *(customer_lane(load) for _ in range(customer_lanes)),
         )
         seconds = time.monotonic() - started
+        cpu.stop(*(name for name in cpu.start if name not in cpu.used))
         codes = (victim_api.process.wait(timeout=5), victim_worker.process.wait(timeout=5))
 
         database = Database.from_url(url)
@@ -948,6 +979,7 @@ async def run(
         messages,
         stats,
         codes,
+        cpu.used,
     )
 
 
@@ -1014,6 +1046,11 @@ def report(outcome: Outcome, apis: Sequence[Child], workers: Sequence[Child]) ->
             f"{counted(outcomes)}; p50 {percentile(took, 0.5) * 1000:.0f} ms,"
             f" p99 {percentile(took, 0.99) * 1000:.0f} ms",
         )
+    out.row(
+        "CPU over the load",
+        ", ".join(f"{name} {used:.1f} s" for name, used in outcome.cpu.items())
+        + f" (of {outcome.seconds * (os.cpu_count() or 1):.0f} s on {os.cpu_count()} cores)",
+    )
     out.row(
         "mini-program customers",
         f"{load.customers} logged in or tried, {ADVISORS} of them without a phone;"
@@ -1235,7 +1272,9 @@ def main(arguments: argparse.Namespace) -> int:
         remaining = deadline - time.monotonic()
         try:
             outcome = asyncio.run(
-                asyncio.wait_for(run(url, sim.url, seeded, apis, workers, arguments), remaining)
+                asyncio.wait_for(
+                    run(url, sim.pid, sim.url, seeded, apis, workers, arguments), remaining
+                )
             )
         except TimeoutError:
             print(f"scaleout: FAIL: not done within --timeout {arguments.timeout:.0f} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sqlite3
@@ -11,6 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+from alembic.script import ScriptDirectory
+
+from tests.live import migrate_database
+from wxcrm.core.migrations import alembic_config
 
 
 def free_port() -> int:
@@ -108,6 +113,39 @@ def test_serve_with_two_workers_runs_two_api_processes_on_one_port(tmp_path: Pat
         )
     }
     assert {"customers", "alembic_version"} <= tables
+
+
+def wxcrm_migrate(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wxcrm", "migrate", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_migrate_takes_the_schema_back_for_a_rollback_and_forward_again(tmp_path: Path) -> None:
+    database = tmp_path / "rollback.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{database}", "LOG_LEVEL": "WARNING"}
+    asyncio.run(migrate_database(env))
+    # The release before the newest migration: the bigram table goes with its migration.
+    back = wxcrm_migrate(env, "--down-to", "6c1e9a2f4b83")
+    assert back.returncode == 0, back.stderr
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert back.stdout.strip() == (
+        f"database is at 6c1e9a2f4b83; the newest schema of this release is {head}"
+    )
+    tables = {
+        row[0]
+        for row in sqlite3.connect(database).execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        )
+    }
+    assert "customers" in tables and "search_customer_name_bigrams" not in tables
+    forward = wxcrm_migrate(env)
+    assert forward.stdout.strip() == f"database is at the newest schema ({head})"
 
 
 def test_migrate_brings_an_empty_database_to_the_newest_schema(tmp_path: Path) -> None:

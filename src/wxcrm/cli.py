@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +20,9 @@ from wxcrm.core.db import Database
 from wxcrm.core.errors import AppError
 from wxcrm.core.logging import configure_logging
 from wxcrm.core.metrics import MULTIPROCESS_DIR_VARIABLE, multiprocess_dir
+from wxcrm.core.migrations import downgrade as downgrade_schema
 from wxcrm.core.migrations import migrate as run_migrations
+from wxcrm.core.migrations import schema_state
 from wxcrm.core.settings import get_settings
 from wxcrm.jobs import scheduled_jobs
 from wxcrm.notifications.worker import DeliveryWorker
@@ -153,11 +156,41 @@ def demo(
 
 
 @app.command()
-def migrate() -> None:
-    """Bring the database to the newest schema."""
+def migrate(
+    status: Annotated[
+        bool, typer.Option("--status", help="Only say which revision the database is at.")
+    ] = False,
+    down_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Undo the migrations after this revision (a rollback: run it with the release"
+            " being rolled back from, before installing the earlier one)."
+        ),
+    ] = None,
+) -> None:
+    """Bring the database to the newest schema (or say where it is, or take it back)."""
     _setup_logging()
-    asyncio.run(_migrate())
-    typer.echo("database is at the newest schema")
+
+    async def run() -> str:
+        database = Database.from_settings(get_settings())
+        try:
+            if down_to is not None:
+                await downgrade_schema(database.engine, down_to)
+            elif not status:
+                await run_migrations(database.engine)
+            state = await schema_state(database.engine)
+        finally:
+            await database.dispose()
+        at = ", ".join(state.current) or "no revision (empty)"
+        if state.up_to_date:
+            return f"database is at the newest schema ({state.newest})"
+        return f"database is at {at}; the newest schema of this release is {state.newest}"
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except CommandError as refused:  # an unknown revision: alembic's words, no traceback
+        typer.echo(f"error: {refused}", err=True)
+        raise typer.Exit(2) from None
 
 
 async def _migrate() -> None:

@@ -76,6 +76,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     # httpx logs every URL at INFO, and WeChat's URLs carry the app secret and the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # SQLAlchemy's pool would say at INFO each time an engine is disposed: nothing to act on.
+    logging.getLogger("wxcrm.core.db.FairQueuePool").setLevel(logging.WARNING)
     # aiosqlite logs every statement's parameters at DEBUG, tokens included.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
 

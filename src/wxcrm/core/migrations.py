@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # Inside the package, so an installed wheel migrates with no checkout and no alembic.ini.
 _SCRIPT_LOCATION = Path(__file__).resolve().parents[1] / "migrations"
@@ -49,6 +52,44 @@ def _upgrade(connection: Connection) -> None:
 async def migrate(engine: AsyncEngine) -> None:
     """Apply every migration not yet applied. Safe to run from several processes at once
     on PostgreSQL (an advisory lock serialises them)."""
+    async with _migrating(engine) as connection:
+        await connection.run_sync(_upgrade)
+
+
+def _downgrade_to(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Undo the migrations after `revision` (a rollback to the release that had it)."""
+    async with _migrating(engine) as connection:
+        await connection.run_sync(_downgrade_to, revision)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: tuple[str, ...]
+    newest: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == (self.newest,)
+
+
+async def schema_state(engine: AsyncEngine) -> SchemaState:
+    """The revisions the database is at, and the newest this release knows."""
+    async with engine.connect() as connection:
+        current = await connection.run_sync(_revisions)
+    newest = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert newest is not None  # the package ships its migrations
+    return SchemaState(current, newest)
+
+
+@asynccontextmanager
+async def _migrating(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection to change the schema on, committed at the end; one process at a time."""
     async with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             await connection.exec_driver_sql("SELECT pg_advisory_lock(724015)")
@@ -60,7 +101,7 @@ async def migrate(engine: AsyncEngine) -> None:
             raw = await connection.get_raw_connection()
             await raw.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         try:
-            await connection.run_sync(_upgrade)
+            yield connection
             await connection.commit()
         finally:
             if connection.dialect.name == "postgresql":
