@@ -2,7 +2,8 @@
 each killed with SIGKILL half way through the load.
 
     .venv/bin/python -m bench.scaleout --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/wxcrm_scaleout
-        [--seconds 30] [--concurrency 16] [--redis-url redis://127.0.0.1:6379/0] [--timeout 180]
+        [--seconds 30] [--concurrency 16] [--send-delay-ms 1500]
+        [--redis-url redis://127.0.0.1:6379/0] [--timeout 180]
 
 Makes the database the URL names afresh on its server (dropping one of that name first),
 migrates it once and seeds advisors (bound openids; credits for both templates here and at
@@ -22,7 +23,9 @@ Then for --seconds, --concurrency requests in flight, round robin over the API p
 still up: mini-program customers log in (a simulator login code, `POST /api/wechat/openid`)
 and send actions (new leads, their own seeded customer, a few without a phone); three
 advisors list, open and follow up their customers; the manager assigns pool customers and
-follows up. Half way, one API process and one worker get SIGKILL.
+follows up. Half way, one API process and one worker get SIGKILL; from half a second
+before, the simulator holds its answers to sends for --send-delay-ms (1.5 s), so that the
+worker dies with deliveries in flight, as a busy one would.
 
 Then it waits (at most 120 s) until no notification is pending or sending, prints a table
 (requests per process, throughput, errors by kind, acknowledged writes against the database,
@@ -113,6 +116,8 @@ SETTLE_S = 120.0
 REQUEST_TIMEOUT_S = 15.0
 START_TIMEOUT_S = 60.0
 WORKER_WARMUP_S = 3.0
+HOLD_BEFORE_KILL_S = 0.5
+HELD_SENDS = 40
 
 # Phone prefixes, one per kind of customer, so that no two kinds meet.
 NEW_PREFIX, KNOWN_PREFIX, POOL_PREFIX, IDEMPOTENT_PREFIX, LIMIT_PREFIX = (
@@ -917,7 +922,17 @@ async def run(
 
         async def kill_half_way() -> None:
             nonlocal killed_at
-            await asyncio.sleep(arguments.seconds / 2)
+            half = arguments.seconds / 2
+            if arguments.send_delay_ms:
+                # WeChat slow for a moment: the sends of the last half second before the kill
+                # are still in flight when the worker dies (an idle worker would test nothing).
+                await asyncio.sleep(max(0.0, half - HOLD_BEFORE_KILL_S))
+                await control.fault(
+                    "subscribe_send", count=HELD_SENDS, delay_ms=arguments.send_delay_ms
+                )
+                await asyncio.sleep(min(half, HOLD_BEFORE_KILL_S))
+            else:
+                await asyncio.sleep(half)
             cpu.stop(victim_api.name, victim_worker.name)
             os.kill(victim_api.pid, signal.SIGKILL)
             os.kill(victim_worker.pid, signal.SIGKILL)
@@ -1301,6 +1316,13 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", required=True, help="postgresql+asyncpg://…/<database>")
     parser.add_argument("--seconds", type=float, default=30.0, help="the load, killed half way")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument(
+        "--send-delay-ms",
+        type=int,
+        default=1500,
+        help=f"the simulator holds the next {HELD_SENDS} sends this long from"
+        f" {HOLD_BEFORE_KILL_S} s before the kill (0: not at all)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--timeout", type=float, default=180.0, help="the whole run at most")
     arguments = parser.parse_args()

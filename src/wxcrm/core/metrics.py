@@ -17,10 +17,13 @@ import re
 from pathlib import Path
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# Read once, as prometheus-client reads it: what it was when the library was imported
+# decides for the life of the process.
+_MULTIPROCESS_DIR = os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
 # prometheus-client opens its files in that directory as soon as the metrics below are
 # declared: one named but not made yet (a fresh /run after a boot) is made first.
-if _named := os.environ.get(MULTIPROCESS_DIR_VARIABLE):
-    Path(_named).mkdir(parents=True, exist_ok=True)
+if _MULTIPROCESS_DIR:
+    Path(_MULTIPROCESS_DIR).mkdir(parents=True, exist_ok=True)
 
 from prometheus_client import (  # noqa: E402
     CONTENT_TYPE_LATEST,
@@ -102,8 +105,8 @@ DB_POOL_TIMEOUTS = Counter(
 
 
 def multiprocess_dir() -> Path | None:
-    value = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
-    return Path(value) if value else None
+    """The directory this process counts into, if it counts with others."""
+    return Path(_MULTIPROCESS_DIR) if _MULTIPROCESS_DIR else None
 
 
 _PID_IN_NAME = re.compile(r"_(\d+)\.db$")
