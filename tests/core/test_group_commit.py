@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -142,3 +143,26 @@ async def test_with_two_writers_a_slow_batch_does_not_hold_up_the_next(
     release.set()
     assert await slow == "written o-slow"
     assert await stored(committed) == {"o-slow", "o-quick"}
+
+
+async def test_a_batch_is_written_outside_the_context_of_the_request_that_started_it(
+    committed: Database,
+) -> None:
+    """The batch's log lines (a queued notification of another request's action) must not
+    carry the request id of whichever request happened to start the writer."""
+    seen: list[dict[str, object]] = []
+
+    async def write(session: AsyncSession, items: Sequence[str]) -> list[str | Exception]:
+        seen.append(structlog.contextvars.get_contextvars())
+        return await write_users(session, items)
+
+    commits: GroupCommit[str, str] = GroupCommit(committed.writer, write, max_batch=8)
+
+    async def request(n: int) -> str:
+        structlog.contextvars.bind_contextvars(request_id=f"request-{n}")
+        return await commits.submit(f"o-context-{n}")
+
+    assert await asyncio.gather(*(request(n) for n in range(3))) == [
+        f"written o-context-{n}" for n in range(3)
+    ]
+    assert seen and all("request_id" not in context for context in seen)

@@ -16,6 +16,7 @@ SQLite one writer is all the database allows).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Generic, TypeVar
@@ -66,7 +67,9 @@ class GroupCommit(Generic[Item, Outcome]):
             # Counted here, not when the task runs or ends: the next item must know at once.
             self._running += 1
             self._idle += 1
-            writer = asyncio.create_task(self._write_waiting())
+            # In a context of its own: it writes other requests' items too, and its log
+            # lines must not carry the request id (or caller) of the one that started it.
+            writer = asyncio.create_task(self._write_waiting(), context=contextvars.Context())
             self._writers.add(writer)
             writer.add_done_callback(self._writers.discard)
         return await future
