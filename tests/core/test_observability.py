@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import assert_error
 from tests.core.test_hardening import app_with, get
-from tests.factories import make_user, mp_headers, staff_headers
+from tests.factories import DEFAULT_PASSWORD, make_user, mp_headers, staff_headers
 from wxcrm.core.db import Database
 from wxcrm.core.logging import openid_hash
 from wxcrm.core.settings import Environment, Settings
 from wxcrm.users.models import Role
+from wxcrm.wechat.sim import SimControl
+
+
+def request_logs() -> AbstractContextManager[list[dict[str, Any]]]:
+    """The log lines of the block, with what the request bound (its id, the caller)."""
+    return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
 
 
 def access_lines(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -69,6 +76,23 @@ async def test_a_mini_program_caller_is_logged_by_a_hash_of_its_openid(
     assert line["openid_hash"] == openid_hash(openid)
     assert openid not in str(logs)
     assert "staff_id" not in line
+
+
+async def test_logins_name_who_logged_in(
+    client: httpx.AsyncClient, session: AsyncSession, sim_control: SimControl
+) -> None:
+    advisor = await make_user(session, role=Role.advisor)
+    code = await sim_control.mint_login_code("o-logging-in")
+    with request_logs() as logs:
+        staff = await client.post(
+            "/api/auth/login", json={"username": advisor.username, "password": DEFAULT_PASSWORD}
+        )
+        customer = await client.post("/api/wechat/openid", json={"code": code})
+    assert staff.status_code == 200 and customer.status_code == 200
+    staff_line, customer_line = access_lines(logs)
+    assert staff_line["route"] == "/api/auth/login" and staff_line["staff_id"] == advisor.id
+    assert customer_line["openid_hash"] == openid_hash("o-logging-in")
+    assert "o-logging-in" not in str(logs)
 
 
 async def test_a_request_id_that_is_no_plain_token_is_replaced(client: httpx.AsyncClient) -> None:

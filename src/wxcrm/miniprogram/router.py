@@ -8,6 +8,7 @@ from wxcrm.core.db import DatabaseDep, SessionDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import Envelope
 from wxcrm.core.errors import BadRequest, Forbidden
+from wxcrm.core.logging import identify_caller
 from wxcrm.core.ratelimit import RateLimiterDep
 from wxcrm.customers.models import Customer
 from wxcrm.miniprogram import service
@@ -50,6 +51,7 @@ async def get_openid(
         (limiter.rules.code_failures_per_ip, ip), failure=BadRequest
     ):
         login = await exchange_login_code(wechat, body.code)
+    identify_caller(openid=login.openid)
     await service.record_login(session, login)
     token, expires_in = service.issue_session_token(settings, login.openid)
     return Envelope[OpenidOut](

@@ -11,6 +11,7 @@ from wxcrm.core.db import SessionDep, ShortReads, ShortReadsDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.envelope import Envelope
 from wxcrm.core.errors import BadRequest, Unauthorized
+from wxcrm.core.logging import identify_caller
 from wxcrm.core.pagination import Page, PageDep
 from wxcrm.core.ratelimit import RateLimiter, RateLimiterDep
 from wxcrm.core.settings import Settings
@@ -76,6 +77,7 @@ async def password_login(
         # writing one would hold the write lock all that time.
         async with short_reads() as reading:
             user = await service.authenticate(reading, body.username, body.password)
+    identify_caller(staff_id=user.id)
     await limiter.clear(rules.login_failures_per_username, body.username)
     if body.code is not None:
         async with limiter.failures_counted((rules.code_failures_per_ip, ip), failure=BadRequest):
@@ -105,6 +107,7 @@ async def miniprogram_login(
             # Before the session's first query: no transaction is open while WeChat answers.
             login_session = await exchange_login_code(wechat, body.code)
         user = await service.miniprogram_login(session, body.phone, login_session.openid)
+    identify_caller(staff_id=user.id)
     token, _ = service.issue_staff_token(settings, user)
     data = MiniprogramLoginOut(
         access_token=token, user=StaffUserOut.of(user), openid=login_session.openid
