@@ -2,7 +2,7 @@
 each killed with SIGKILL half way through the load.
 
     .venv/bin/python -m bench.scaleout --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/wxcrm_scaleout
-        [--seconds 30] [--concurrency 16] [--send-delay-ms 1500]
+        [--seconds 30] [--concurrency 16] [--send-delay-ms 2000]
         [--redis-url redis://127.0.0.1:6379/0] [--timeout 180]
 
 Makes the database the URL names afresh on its server (dropping one of that name first),
@@ -23,9 +23,9 @@ Then for --seconds, --concurrency requests in flight, round robin over the API p
 still up: mini-program customers log in (a simulator login code, `POST /api/wechat/openid`)
 and send actions (new leads, their own seeded customer, a few without a phone); three
 advisors list, open and follow up their customers; the manager assigns pool customers and
-follows up. Half way, one API process and one worker get SIGKILL; from half a second
-before, the simulator holds its answers to sends for --send-delay-ms (1.5 s), so that the
-worker dies with deliveries in flight, as a busy one would.
+follows up. Half way, one API process and one worker get SIGKILL; from a second before,
+the simulator holds its answers to sends for --send-delay-ms (2 s), so that the worker dies
+with deliveries in flight, as a busy one would.
 
 Then it waits (at most 120 s) until no notification is pending or sending, prints a table
 (requests per process, throughput, errors by kind, acknowledged writes against the database,
@@ -116,7 +116,7 @@ SETTLE_S = 120.0
 REQUEST_TIMEOUT_S = 15.0
 START_TIMEOUT_S = 60.0
 WORKER_WARMUP_S = 3.0
-HOLD_BEFORE_KILL_S = 0.5
+HOLD_BEFORE_KILL_S = 1.0
 HELD_SENDS = 40
 
 # Phone prefixes, one per kind of customer, so that no two kinds meet.
@@ -587,6 +587,8 @@ async def advisor_lane(load: Load, username: str) -> None:
     while load.running():
         if token is None:
             token = await load.staff_login(username)
+            if token is None:
+                await asyncio.sleep(0.2)  # its process just died: the next try goes elsewhere
             continue
         n += 1
         listing = await load.staff(
@@ -609,6 +611,8 @@ async def manager_lane(load: Load) -> None:
     while load.running():
         if token is None:
             token = await load.staff_login("scaleout-manager")
+            if token is None:
+                await asyncio.sleep(0.2)
             continue
         n += 1
         await load.staff("customer list", "GET", f"/api/customers?page={n % 5 + 1}&limit=20", token)
@@ -924,7 +928,7 @@ async def run(
             nonlocal killed_at
             half = arguments.seconds / 2
             if arguments.send_delay_ms:
-                # WeChat slow for a moment: the sends of the last half second before the kill
+                # WeChat slow for a moment: the sends of the last second before the kill
                 # are still in flight when the worker dies (an idle worker would test nothing).
                 await asyncio.sleep(max(0.0, half - HOLD_BEFORE_KILL_S))
                 await control.fault(
@@ -1276,6 +1280,7 @@ def main(arguments: argparse.Namespace) -> int:
             children.start(f"worker-{i + 1}", ["worker"], env | WORKER_POOL, None) for i in range(2)
         ]
         children.wait_ready(apis, workers)
+        print(f"scaleout: processes up after {time.monotonic() - began:.1f} s", flush=True)
         for child in (*apis, *workers):
             # The Popen's own pid is the Python running wxcrm (no shell, no wrapper): the
             # SIGKILL half way reaches the process that serves.
@@ -1319,7 +1324,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--send-delay-ms",
         type=int,
-        default=1500,
+        default=2000,
         help=f"the simulator holds the next {HELD_SENDS} sends this long from"
         f" {HOLD_BEFORE_KILL_S} s before the kill (0: not at all)",
     )
