@@ -61,8 +61,8 @@ HTTP_LATENCY = Histogram(
 
 DELIVERIES = Counter(
     "wxcrm_notification_deliveries",
-    "Delivery attempts of outbox messages by outcome (sent, pending = to be retried, failed,"
-    " skipped) and WeChat errcode (none when WeChat gave none).",
+    "Delivery attempts of outbox messages by outcome (sent, retry: to be tried again, failed:"
+    " given up, skipped: nothing could be sent) and WeChat errcode (none when it gave none).",
     ["outcome", "errcode"],
 )
 
