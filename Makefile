@@ -23,6 +23,10 @@ $(UV):
 .PHONY: install
 install: .venv/.synced ## Install the project and its tools into .venv
 
+.PHONY: install-production
+install-production: $(UV) ## Install the project alone (no test or lint tools) into .venv, for a deployment
+	$(UV) sync --frozen --no-dev --quiet
+
 .PHONY: run
 run: install ## Start the service on http://127.0.0.1:8000 with the WeChat simulator and demo data (SQLite under ./data)
 	.venv/bin/wxcrm demo
@@ -46,6 +50,10 @@ bench: install ## Print the benchmarks' figures (SQLite; BENCH_DATABASE_URL for 
 .PHONY: bench-speed
 bench-speed: install ## Print the speed figures in one run (SQLite; BENCH_DATABASE_URL for PostgreSQL)
 	.venv/bin/python -m bench.speed $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
+
+.PHONY: bench-scaleout
+bench-scaleout: install ## Two API processes and two workers on PostgreSQL, one of each killed half way: nothing acknowledged lost (BENCH_DATABASE_URL: the database it makes and drops)
+	.venv/bin/python -m bench.scaleout --database-url $(or $(BENCH_DATABASE_URL),postgresql+asyncpg://postgres@127.0.0.1:5432/wxcrm_scaleout)
 
 .PHONY: lint
 lint: install ## ruff (lint and format check), mypy --strict and the import contracts

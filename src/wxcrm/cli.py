@@ -35,6 +35,8 @@ from wxcrm.wechat.transport import wechat_http_client
 
 T = TypeVar("T")
 
+WORKER_HEALTHCHECK_SECONDS = 60
+
 app = typer.Typer(help="wxcrm: CRM back end for a WeChat mini program.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -83,7 +85,16 @@ def serve(
     # and embedded worker): they share only the database (and Redis for rate limits).
     asyncio.run(_migrate())
     with _shared_metrics():
-        uvicorn.run("wxcrm.app:create_migrated_app", factory=True, workers=workers, **options)
+        uvicorn.run(
+            "wxcrm.app:create_migrated_app",
+            factory=True,
+            workers=workers,
+            # uvicorn replaces a process that does not answer its supervisor's ping in time,
+            # and a new one cannot answer while it imports: seconds on a busy machine, where
+            # its default of 5 s killed process after process at start-up.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
 
 
 @contextlib.contextmanager
@@ -183,8 +194,15 @@ def migrate(
             await database.dispose()
         at = ", ".join(state.current) or "no revision (empty)"
         if state.up_to_date:
-            return f"database is at the newest schema ({state.newest})"
-        return f"database is at {at}; the newest schema of this release is {state.newest}"
+            said = f"database is at the newest schema ({state.newest})"
+        else:
+            said = f"database is at {at}; the newest schema of this release is {state.newest}"
+        if status:  # the revisions a rollback may go down to
+            said += "\nrevisions of this release, newest first:\n" + "\n".join(
+                f"  {revision}{' *' if revision in state.current else '  '} {doc}"
+                for revision, doc in state.history
+            )
+        return said
 
     try:
         typer.echo(asyncio.run(run()))

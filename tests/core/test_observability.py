@@ -138,6 +138,7 @@ async def test_a_metrics_token_is_asked_for_whenever_one_is_set(
     answer = await get(app, "/metrics", Authorization=f"Bearer {token}")
     assert answer.status_code == 200
     assert "wxcrm_database_up 1.0" in answer.text
+    assert answer.headers["cache-control"] == "no-store"
 
 
 # -- several processes, one directory: prometheus-client's multi-process mode ------------
@@ -194,3 +195,23 @@ def test_a_killed_process_keeps_its_counts_and_loses_its_live_gauges(tmp_path: P
         for process in processes:
             process.kill()
             process.communicate(timeout=30)  # reaped, and its pipe closed
+
+
+def test_a_metrics_directory_that_cannot_be_made_stops_the_process_in_one_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    unmakeable = tmp_path / "a-file" / "metrics"
+    refused = subprocess.run(
+        [sys.executable, "-c", "import wxcrm.core.metrics"],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(unmakeable)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: PROMETHEUS_MULTIPROC_DIR={unmakeable} cannot be made (Not a directory);"
+        " create it for this user (README: Deployment) or unset it"
+    ]

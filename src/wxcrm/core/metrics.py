@@ -23,7 +23,13 @@ _MULTIPROCESS_DIR = os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
 # prometheus-client opens its files in that directory as soon as the metrics below are
 # declared: one named but not made yet (a fresh /run after a boot) is made first.
 if _MULTIPROCESS_DIR:
-    Path(_MULTIPROCESS_DIR).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(_MULTIPROCESS_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as refused:  # one line, not a traceback from an import
+        raise SystemExit(
+            f"error: {MULTIPROCESS_DIR_VARIABLE}={_MULTIPROCESS_DIR} cannot be made"
+            f" ({refused.strerror}); create it for this user (README: Deployment) or unset it"
+        ) from None
 
 from prometheus_client import (  # noqa: E402
     CONTENT_TYPE_LATEST,

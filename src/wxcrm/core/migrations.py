@@ -72,6 +72,8 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 class SchemaState:
     current: tuple[str, ...]
     newest: str
+    # Every revision this release knows, newest first, with what it did.
+    history: tuple[tuple[str, str], ...]
 
     @property
     def up_to_date(self) -> bool:
@@ -82,9 +84,14 @@ async def schema_state(engine: AsyncEngine) -> SchemaState:
     """The revisions the database is at, and the newest this release knows."""
     async with engine.connect() as connection:
         current = await connection.run_sync(_revisions)
-    newest = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    scripts = ScriptDirectory.from_config(alembic_config())
+    newest = scripts.get_current_head()
     assert newest is not None  # the package ships its migrations
-    return SchemaState(current, newest)
+    history = tuple(
+        (script.revision, (script.doc or "").splitlines()[0] if script.doc else "")
+        for script in scripts.walk_revisions()
+    )
+    return SchemaState(current, newest, history)
 
 
 @asynccontextmanager

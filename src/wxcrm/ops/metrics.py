@@ -46,7 +46,11 @@ async def metrics(request: Request, database: DatabaseDep, settings: SettingsDep
     figures = await _database_figures(database)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Figures(figures))
-    return Response(exposition() + generate_latest(registry), media_type=CONTENT_TYPE)
+    return Response(
+        exposition() + generate_latest(registry),
+        media_type=CONTENT_TYPE,
+        headers={"Cache-Control": "no-store"},  # figures of this moment, never a cached one
+    )
 
 
 def _check_access(request: Request, settings: Settings) -> None:
