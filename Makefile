@@ -23,9 +23,11 @@ $(UV):
 .PHONY: install
 install: .venv/.synced ## Install the project and its tools into .venv
 
+# The project as a wheel, compiled here: the service's user cannot write bytecode into a
+# checkout root owns, and would compile every module at every start.
 .PHONY: install-production
 install-production: $(UV) ## Install the project alone (no test or lint tools) into .venv, for a deployment
-	$(UV) sync --frozen --no-dev --quiet
+	$(UV) sync --frozen --no-dev --no-editable --compile-bytecode --quiet
 
 .PHONY: run
 run: install ## Start the service on http://127.0.0.1:8000 with the WeChat simulator and demo data (SQLite under ./data)

@@ -67,11 +67,13 @@ def api_processes(pid: int) -> list[str]:
 def test_serve_with_two_workers_runs_two_api_processes_on_one_port(tmp_path: Path) -> None:
     port = free_port()
     database = tmp_path / "wxcrm.db"
+    metrics_dir = tmp_path / "metrics"  # made by the processes
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
         "SECRET_KEY": "serve-test-secret-key-serve-test-secret-key",
         "LOG_LEVEL": "INFO",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "wxcrm", "serve", "--port", str(port), "--workers", "2"],
@@ -97,10 +99,14 @@ def test_serve_with_two_workers_runs_two_api_processes_on_one_port(tmp_path: Pat
             for _ in range(20)
         }
         assert statuses == {200}
-        # Whichever process answers the scrape counts both processes' requests.
+        # Whichever process answers the scrape counts both processes' requests: each
+        # counts into a file of its own in the shared directory.
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         live = 'wxcrm_http_requests_total{method="GET",route="/api/health/live",status="200"}'
         assert f"{live} 20.0" in metrics.splitlines()
+        assert {f"counter_{pid}.db" for pid in started} <= {
+            path.name for path in metrics_dir.iterdir()
+        }
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)

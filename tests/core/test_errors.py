@@ -86,7 +86,7 @@ async def test_a_bug_is_a_500_without_internals_and_the_traceback_is_logged(
     async def bug() -> None:
         raise RuntimeError("password=hunter2 in a stack frame")
 
-    configure_logging("INFO", "json")
+    configure_logging("INFO", "json", cache_loggers=False)
     response = await client.get("/api/test-bug", headers={"x-request-id": "req-bug-1"})
     body = assert_error(response, 500, "INTERNAL_ERROR")
     assert "hunter2" not in response.text and "RuntimeError" not in response.text

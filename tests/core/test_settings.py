@@ -74,6 +74,14 @@ def test_production_refuses_to_start_without_what_it_needs(
     assert "db-password-1" not in message
 
 
+@pytest.mark.parametrize(
+    "storage",
+    ["rediss://cache.internal:6380/1", "async+redis://127.0.0.1:6379/0", "valkey://127.0.0.1:6379"],
+)
+def test_production_takes_any_shared_rate_limit_storage(storage: str) -> None:
+    assert make(**(PRODUCTION | {"rate_limit_storage_url": storage})).production_gaps() == []
+
+
 def test_production_without_rate_limits_needs_no_redis() -> None:
     settings = make(
         **(PRODUCTION | {"rate_limit_enabled": False, "rate_limit_storage_url": "memory://"})

@@ -19,6 +19,7 @@ from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.customers.pool.service import recycle_to_pool
 from wxcrm.notifications.models import Notification
+from wxcrm.notifications.subscriptions import NO_OPENID
 from wxcrm.notifications.worker import DeliveryWorker
 from wxcrm.users.models import Role
 from wxcrm.wechat.sim import SimControl
@@ -94,15 +95,25 @@ async def test_metrics_count_a_known_sequence_of_requests_and_deliveries(
     await sim_control.fault("subscribe_send", errcode=-1)
     await queue_committed(committed, receiver, 1)
     await run_worker_until_settled(worker, committed)
-    # And one left waiting (the advisor's credits are spent: it would be skipped), queued
-    # two minutes ago by its clock.
+    # And two left waiting (no worker runs now): one due for two minutes, and a retry
+    # queued an hour ago waiting out its backoff, not due yet.
     async with committed.writer() as session:
-        waiting = (await queue_action(session, receiver, "waiting")).notification
-        await session.execute(
-            update(Notification)
-            .where(Notification.id == waiting.id)
-            .values(created_at=utcnow() - timedelta(minutes=2))
-        )
+        due = (await queue_action(session, receiver, "due")).notification
+        backing_off = (await queue_action(session, receiver, "backing-off")).notification
+        for row_id, created, scheduled in (
+            (due.id, timedelta(minutes=2), timedelta(minutes=2)),
+            (backing_off.id, timedelta(hours=1), -timedelta(minutes=3)),
+        ):
+            await session.execute(
+                update(Notification)
+                .where(Notification.id == row_id)
+                .values(created_at=utcnow() - created, scheduled_at=utcnow() - scheduled)
+            )
+        await session.commit()
+
+    # One skipped as it is queued (its advisor has no WeChat bound): counted as skipped.
+    async with committed.writer() as session:
+        await queue_action(session, receiver, "unbound", skip_reason=NO_OPENID)
         await session.commit()
 
     after = await scrape(live_client)
@@ -132,15 +143,16 @@ async def test_metrics_count_a_known_sequence_of_requests_and_deliveries(
     assert moved(before, after, deliveries, outcome="sent", errcode="none") == 3
     assert moved(before, after, deliveries, outcome="retry", errcode="-1") == 1
     assert moved(before, after, deliveries, outcome="failed", errcode="-1") == 0
+    assert moved(before, after, deliveries, outcome="skipped", errcode="none") == 1
     # The `committed` fixture forgot the stored token: one fetch served all three sends.
     fetches = "wxcrm_wechat_token_fetches_total"
     assert moved(before, after, fetches, forced="false", outcome="ok") == 1
     assert moved(before, after, fetches, forced="true", outcome="ok") == 0
 
     assert value(after, "wxcrm_database_up") == 1
-    assert value(after, "wxcrm_outbox_messages", status="pending") == 1
+    assert value(after, "wxcrm_outbox_messages", status="pending") == 2
     assert value(after, "wxcrm_outbox_messages", status="sending") == 0
-    assert 120 <= value(after, "wxcrm_outbox_oldest_pending_age_seconds") < 600
+    assert 120 <= value(after, "wxcrm_outbox_oldest_due_age_seconds") < 600
     assert value(after, "wxcrm_db_pool_connections_in_use") == 0
 
 
@@ -170,3 +182,18 @@ async def test_a_notification_can_be_followed_in_the_log_from_queue_to_outcome(
     ]
     [sent] = [line for line in logs if line["event"] == "notification sent"]
     assert sent["msgid"] and sent["worker_id"] == worker.id
+
+
+async def test_a_notification_rolled_back_with_its_change_is_never_logged(
+    committed: Database,
+) -> None:
+    receiver = await committed_advisor(committed, credits=1)
+    with structlog.testing.capture_logs() as logs:
+        async with committed.writer() as session:
+            queued = (await queue_action(session, receiver, "rolled-back")).notification
+            await session.rollback()
+        async with committed.writer() as session:
+            kept = (await queue_action(session, receiver, "kept")).notification
+            await session.commit()
+    named = [line.get("notification_id") for line in logs if line["event"].startswith("notif")]
+    assert named == [kept.id] and queued.id != kept.id

@@ -234,7 +234,7 @@ async def test_same_token_after_rejection_forces_a_refresh_within_limits(
     capfd: pytest.CaptureFixture[str],
     structured_logs: None,
 ) -> None:
-    configure_logging("INFO", "json")
+    configure_logging("INFO", "json", cache_loggers=False)
     await sim_control.grant(OPENID, TEMPLATE, 5)
     client = make_client()
     original = await client.tokens.get()
@@ -383,7 +383,7 @@ async def test_nothing_secret_reaches_the_log(
     capfd: pytest.CaptureFixture[str],
     structured_logs: None,
 ) -> None:
-    configure_logging("DEBUG", "json")
+    configure_logging("DEBUG", "json", cache_loggers=False)
     client = make_client()
     code = await sim_control.mint_login_code("o-customer-9")
     session = await client.code2session(code)

@@ -107,7 +107,8 @@ class FairQueuePool(AsyncAdaptedQueuePool):
                 await self._turns.acquire()
         except TimeoutError:
             return False
-        DB_POOL_WAITS.observe(time.perf_counter() - started)
+        finally:  # the waits that timed out too: they are the longest
+            DB_POOL_WAITS.observe(time.perf_counter() - started)
         return True
 
 

@@ -12,14 +12,22 @@ that answers the scrape reads them (`ops.metrics`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus-client goes multi-process when either spelling is merely present, an empty one
+# too (it would then write into the working directory): only a named directory counts.
+for _spelling in (MULTIPROCESS_DIR_VARIABLE, MULTIPROCESS_DIR_VARIABLE.lower()):
+    if not os.environ.get(_spelling, "x").strip():
+        del os.environ[_spelling]
 # Read once, as prometheus-client reads it: what it was when the library was imported
 # decides for the life of the process.
-_MULTIPROCESS_DIR = os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
+_MULTIPROCESS_DIR = os.environ.get(MULTIPROCESS_DIR_VARIABLE) or os.environ.get(
+    MULTIPROCESS_DIR_VARIABLE.lower()
+)
 # prometheus-client opens its files in that directory as soon as the metrics below are
 # declared: one named but not made yet (a fresh /run after a boot) is made first.
 if _MULTIPROCESS_DIR:
@@ -42,11 +50,15 @@ from prometheus_client import (  # noqa: E402
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import event  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+
+from wxcrm.core.aftercommit import when_committed  # noqa: E402
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+if _MULTIPROCESS_DIR:
+    # A live gauge's file is named by pid: one left by an earlier process that had this pid
+    # would be carried on as this one's value.
+    multiprocess.mark_process_dead(os.getpid(), _MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
 # No `_created` series beside each counter: Prometheus needs none, and they double the lines.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -55,7 +67,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 HTTP_REQUESTS = Counter(
     "wxcrm_http_requests",
-    "HTTP requests answered, by route template (unmatched for no route), method and status.",
+    "HTTP requests answered, by route template, method and status; unmatched: answered"
+    " before or without a route (404, a body too large, a NUL refused, a CORS preflight).",
     ["route", "method", "status"],
 )
 HTTP_LATENCY = Histogram(
@@ -68,7 +81,9 @@ HTTP_LATENCY = Histogram(
 DELIVERIES = Counter(
     "wxcrm_notification_deliveries",
     "Delivery attempts of outbox messages by outcome (sent, retry: to be tried again, failed:"
-    " given up, skipped: nothing could be sent) and WeChat errcode (none when it gave none).",
+    " given up, skipped: nothing could be sent, when queued or when claimed) and WeChat"
+    " errcode (none when it gave none). Counted when WeChat answers: a worker that dies before"
+    " recording a send has it counted, and sent again by another.",
     ["outcome", "errcode"],
 )
 
@@ -106,7 +121,7 @@ DB_POOL_WAITS = Histogram(
 )
 DB_POOL_TIMEOUTS = Counter(
     "wxcrm_db_pool_timeouts",
-    "Checkouts that gave up waiting for a pooled connection (the request answered 503).",
+    "Checkouts that gave up waiting for a pooled connection (a request answers 503 then).",
 )
 
 
@@ -128,7 +143,9 @@ def _forget_dead_processes(directory: Path) -> None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+            # Another scrape may be removing the same files at the same moment.
+            with contextlib.suppress(FileNotFoundError):
+                multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
         except PermissionError:
             continue  # alive, another user's
 
@@ -145,24 +162,10 @@ def exposition() -> bytes:
     return generate_latest(registry)
 
 
-_UNCOMMITTED = "wxcrm_uncommitted_counts"
-
-
 def count_on_commit(session: AsyncSession, counter: Counter, amount: float = 1) -> None:
     """Count `amount` when the session's transaction commits; nothing if it rolls back."""
     if amount:
-        session.sync_session.info.setdefault(_UNCOMMITTED, []).append((counter, amount))
-
-
-@event.listens_for(Session, "after_commit")
-def _count_committed(session: Session) -> None:
-    for counter, amount in session.info.pop(_UNCOMMITTED, ()):
-        counter.inc(amount)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_rolled_back(session: Session) -> None:
-    session.info.pop(_UNCOMMITTED, None)
+        when_committed(session, lambda: counter.inc(amount))
 
 
 def errcode_label(errcode: int | None) -> str:

@@ -29,8 +29,13 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 # The AppID of the examples and the simulator, no mini program's.
 PLACEHOLDER_APP_ID = "wx0000000000000000"
-# `limits`' Redis storages, whose counts every process shares.
-_REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://", "redis+cluster://")
+# `limits`' Redis (and Valkey) storages, whose counts every process shares; each also
+# spelled with `async+` in front, as `limits` names its asyncio storages.
+_SHARED_RATE_LIMIT_SCHEMES = tuple(
+    f"{name}{variant}://"
+    for name in ("redis", "rediss", "valkey", "valkeys")
+    for variant in ("", "+unix", "+sentinel", "+cluster")
+)
 _CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
@@ -293,7 +298,8 @@ class Settings(BaseSettings):
             gaps.append("WECHAT_APP_ID: the mini program's AppID")
         if _backend(self.database_url) != "postgresql":
             gaps.append("DATABASE_URL: a PostgreSQL database (postgresql+asyncpg://…)")
-        if self.rate_limit_enabled and not self.rate_limit_storage_url.startswith(_REDIS_SCHEMES):
+        storage = self.rate_limit_storage_url.removeprefix("async+")
+        if self.rate_limit_enabled and not storage.startswith(_SHARED_RATE_LIMIT_SCHEMES):
             gaps.append("RATE_LIMIT_STORAGE_URL: Redis (redis://…), shared by every process")
         for variable, template_id in (
             ("WECHAT_TEMPLATE_CUSTOMER_ACTION", self.wechat_template_customer_action),

@@ -17,6 +17,8 @@ from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wxcrm.core.aftercommit import when_committed
+from wxcrm.core.metrics import DELIVERIES, errcode_label
 from wxcrm.core.models import utcnow
 from wxcrm.notifications.models import Notification, NotificationStatus
 
@@ -154,16 +156,32 @@ async def _queue(session: AsyncSession, batch: Sequence[Outgoing]) -> list[Queue
     await session.flush()
     if any(not q.folded and not q.skipped for q in queued):
         await wake_workers(session)
-    for entry in queued:  # in the transaction of the change they tell of
-        row = entry.notification
-        log.info(
-            "notification folded" if entry.folded else "notification queued",
-            notification_id=row.id,
-            notification_event=row.event,
-            advisor_id=row.advisor_id,
-            status=row.status,
-        )
+    for entry in queued:
+        _said_once_committed(session, entry)
     return queued
+
+
+def _said_once_committed(session: AsyncSession, entry: Queued) -> None:
+    """The notification's first log line (and, when it is skipped already, its count),
+    once it is committed: an id the log names is one the outbox holds."""
+    row = entry.notification
+    facts = {
+        "notification_id": row.id,
+        "notification_event": row.event,
+        "advisor_id": row.advisor_id,
+    }
+    if entry.folded:
+        when_committed(session, lambda: log.info("notification folded", **facts))
+    elif entry.skipped:
+        reason = row.skip_reason
+
+        def skipped() -> None:
+            DELIVERIES.labels("skipped", errcode_label(None)).inc()
+            log.info("notification skipped", reason=reason, **facts)
+
+        when_committed(session, skipped)
+    else:
+        when_committed(session, lambda: log.info("notification queued", **facts))
 
 
 _ACTIVE = (NotificationStatus.pending, NotificationStatus.sending, NotificationStatus.sent)

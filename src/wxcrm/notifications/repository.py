@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wxcrm.notifications.models import Notification, NotificationAttempt, NotificationStatus
@@ -104,13 +104,18 @@ class NotificationRepository:
         counts.update({str(status): int(count) for status, count in rows.all()})
         return counts
 
-    async def oldest_undelivered_at(self) -> datetime | None:
-        """When the oldest message still waiting to be delivered (pending or being sent) was
-        queued; None when none waits."""
-        waiting = (NotificationStatus.pending.value, NotificationStatus.sending.value)
-        return await self.session.scalar(
-            select(func.min(Notification.created_at)).where(Notification.status.in_(waiting))
+    async def oldest_due_at(self, now: datetime) -> datetime | None:
+        """Since when the longest-waiting message due for delivery has been due (pending
+        and its time come, or being sent); None when none is. A retry waiting out its
+        backoff is not due yet, and a message staff retry is due from the retry on."""
+        due = or_(
+            and_(
+                Notification.status == NotificationStatus.pending.value,
+                Notification.scheduled_at <= now,
+            ),
+            Notification.status == NotificationStatus.sending.value,
         )
+        return await self.session.scalar(select(func.min(Notification.scheduled_at)).where(due))
 
     async def last_sent(self, advisor_ids: Collection[str]) -> dict[str, datetime]:
         """When each of these advisors was last sent a message (advisors never sent one

@@ -38,7 +38,12 @@ class _Figures(Collector):
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus' text exposition format",
+        }
+    },
 )
 async def metrics(request: Request, database: DatabaseDep, settings: SettingsDep) -> Response:
     """Prometheus metrics of every process on this machine (README: Operations)."""
@@ -73,7 +78,8 @@ async def _database_figures(database: DatabaseDep) -> list[GaugeMetricFamily]:
             async with database.reader() as session:
                 repository = NotificationRepository(session)
                 backlog = await repository.backlog()
-                oldest = await repository.oldest_undelivered_at()
+                now = utcnow()
+                oldest = await repository.oldest_due_at(now)
     except Exception:  # any failure to read is "down", whatever its type
         up.add_metric([], 0)
         return [up]
@@ -87,8 +93,9 @@ async def _database_figures(database: DatabaseDep) -> list[GaugeMetricFamily]:
     for status in WATCHED:
         messages.add_metric([status.value], backlog[status.value])
     age = GaugeMetricFamily(
-        "wxcrm_outbox_oldest_pending_age_seconds",
-        "Age of the oldest message not yet delivered (pending or sending); 0 when none waits.",
+        "wxcrm_outbox_oldest_due_age_seconds",
+        "How long the longest-waiting message due for delivery (pending and due, or sending)"
+        " has been due; 0 when none is. Retries waiting out their backoff are not due.",
     )
-    age.add_metric([], max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
+    age.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
     return [up, messages, age]

@@ -140,13 +140,14 @@ class TokenStore:
         return issued.access_token
 
     async def _fetch_counted(self, force: bool) -> IssuedToken:
-        outcome = "error"
+        # A fetch cancelled (the process stopping) is counted as neither: it did not fail.
         try:
             issued = await self._fetch(force)
-            outcome = "ok"
-            return issued
-        finally:
-            TOKEN_FETCHES.labels(str(force).lower(), outcome).inc()
+        except Exception:
+            TOKEN_FETCHES.labels(str(force).lower(), "error").inc()
+            raise
+        TOKEN_FETCHES.labels(str(force).lower(), "ok").inc()
+        return issued
 
     async def _count_force_refresh(self) -> None:
         """Spend one of today's force refreshes, or refuse if WeChat's limits forbid one."""
