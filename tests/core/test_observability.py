@@ -135,6 +135,7 @@ async def test_a_metrics_token_is_asked_for_whenever_one_is_set(
         answer = await get(app, "/metrics", **refused)
         assert_error(answer, 401, "UNAUTHORIZED")
         assert token not in answer.text
+        assert answer.headers["cache-control"] == "no-store"
     answer = await get(app, "/metrics", Authorization=f"Bearer {token}")
     assert answer.status_code == 200
     assert "wxcrm_database_up 1.0" in answer.text

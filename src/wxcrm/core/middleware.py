@@ -150,8 +150,12 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
+METRICS_PATH = "/metrics"
+
+
 class SecurityHeadersMiddleware:
-    """`nosniff` on every answer; `no-store` on the API's, which carry customers' data."""
+    """`nosniff` on every answer; `no-store` on the API's, which carry customers' data, and
+    on /metrics (figures of one moment)."""
 
     def __init__(self, app: ASGIApp, api_prefix: str = "/api") -> None:
         self.app = app
@@ -161,7 +165,8 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        no_store = scope["path"].startswith(self.api_prefix)
+        path = scope["path"]
+        no_store = path.startswith(self.api_prefix) or path == METRICS_PATH
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -16,6 +16,7 @@ from wxcrm.core.db import DatabaseDep
 from wxcrm.core.deps import SettingsDep
 from wxcrm.core.errors import NotFound, Unauthorized
 from wxcrm.core.metrics import CONTENT_TYPE, exposition
+from wxcrm.core.middleware import METRICS_PATH
 from wxcrm.core.models import utcnow
 from wxcrm.core.settings import Settings
 from wxcrm.notifications.repository import WATCHED, NotificationRepository
@@ -36,7 +37,7 @@ class _Figures(Collector):
 
 
 @router.get(
-    "/metrics",
+    METRICS_PATH,
     response_class=Response,
     responses={
         200: {
@@ -51,11 +52,7 @@ async def metrics(request: Request, database: DatabaseDep, settings: SettingsDep
     figures = await _database_figures(database)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Figures(figures))
-    return Response(
-        exposition() + generate_latest(registry),
-        media_type=CONTENT_TYPE,
-        headers={"Cache-Control": "no-store"},  # figures of this moment, never a cached one
-    )
+    return Response(exposition() + generate_latest(registry), media_type=CONTENT_TYPE)
 
 
 def _check_access(request: Request, settings: Settings) -> None:
