@@ -30,12 +30,14 @@ that goes away cancels its call), and the other worker sends them once the dead 
 is stale. A message is delivered twice only when the worker dies between WeChat's answer and
 writing it down.
 
-Then it waits (at most 120 s) until no notification is pending or sending, prints a table
-(requests per process, throughput, errors by kind, acknowledged writes against the database,
-notifications queued and delivered once, twice or never, token fetches) and exits 1 naming
-each failed check: an acknowledged write missing, a notification not delivered, a message
-for no notification, more than one token fetch, a limit not counted across the processes,
-an idempotent create done twice. Notifications delivered twice are reported, not failed.
+Then it waits (at most 120 s) until no notification is pending or sending, scrapes the
+surviving API process's /metrics (every process counts into one PROMETHEUS_MULTIPROC_DIR),
+prints a table (requests per process, throughput, errors by kind, acknowledged writes
+against the database, notifications queued and delivered once, twice or never, token
+fetches, the scraped counters) and exits 1 naming each failed check: an acknowledged write
+missing, a notification not delivered, a message for no notification, more than one token
+fetch, a limit not counted across the processes, an idempotent create done twice, /metrics
+not counting the killed processes. Notifications delivered twice are reported, not failed.
 The processes' logs are in a temporary folder, kept when a check fails.
 """
 
