@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Iterable
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from wxcrm.core.db import DatabaseDep
-from wxcrm.core.deps import SettingsDep
+from wxcrm.core.deps import SettingsDep, bearer
 from wxcrm.core.errors import NotFound, Unauthorized
 from wxcrm.core.metrics import CONTENT_TYPE, exposition
 from wxcrm.core.middleware import METRICS_PATH
@@ -46,20 +48,24 @@ class _Figures(Collector):
         }
     },
 )
-async def metrics(request: Request, database: DatabaseDep, settings: SettingsDep) -> Response:
+async def metrics(
+    database: DatabaseDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Response:
     """Prometheus metrics of every process on this machine (README: Operations)."""
-    _check_access(request, settings)
+    _check_access(credentials, settings)
     figures = await _database_figures(database)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Figures(figures))
     return Response(exposition() + generate_latest(registry), media_type=CONTENT_TYPE)
 
 
-def _check_access(request: Request, settings: Settings) -> None:
+def _check_access(credentials: HTTPAuthorizationCredentials | None, settings: Settings) -> None:
     token = settings.metrics_token.get_secret_value()
     if token:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("需要有效的指标令牌（METRICS_TOKEN）")
     elif not settings.metrics_open:
         # As if there were no such page: production keeps it to a token or METRICS_PUBLIC.
