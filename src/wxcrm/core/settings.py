@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +363,11 @@ class Settings(BaseSettings):
 
 
 def _backend(url: str) -> str:
-    """`postgresql` of postgresql+asyncpg://…; empty for no URL."""
-    return url.split(":", 1)[0].split("+", 1)[0] if "://" in url else ""
+    """`postgresql` of postgresql+asyncpg://…; empty for no URL or none SQLAlchemy reads."""
+    try:
+        return make_url(url).get_backend_name()
+    except ArgumentError:
+        return ""
 
 
 @lru_cache
